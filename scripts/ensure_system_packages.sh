@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the system packages relmap needs beyond Python: a CJK font, so that
+# static charts and browser screenshots show Chinese text instead of boxes.
+# Runs apt-get only as root and only when something is missing; otherwise it
+# prints what to install and carries on.
+set -euo pipefail
+
+have_cjk_font() {
+  command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh family 2>/dev/null | grep -q .
+}
+
+if have_cjk_font; then
+  exit 0
+fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing a CJK font (fonts-wqy-microhei) ..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq fonts-wqy-microhei fontconfig >/dev/null
+  exit 0
+fi
+echo "No CJK font found. Install one, for example: sudo apt-get install fonts-wqy-microhei" >&2
