@@ -78,9 +78,13 @@ class FixedWidthColumn(_Strict):
 class Source(_Strict):
     """One input file or table and its mapping onto a canonical table."""
 
-    name: str
-    path: str
-    table: str = Field(description="Canonical table this source fills.")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    path: str | None = Field(default=None, description="File to read; ${RELMAP_SHARED_DIR} and other variables expand.")
+    sql: str | None = Field(
+        default=None,
+        description="Query over other sources (by name) instead of a file, in the engine's SQL dialect.",
+    )
+    table: str | None = Field(default=None, description="Canonical table this source fills; none for staging sources.")
     format: SourceFormat = "auto"
     encoding: str = "auto"
     separator: str = "auto"
@@ -102,16 +106,26 @@ class Source(_Strict):
             return {src: {"name": dst} if isinstance(dst, str) else dst for src, dst in value.items()}
         return value
 
+    @model_validator(mode="after")
+    def _path_or_sql(self) -> "Source":
+        if (self.path is None) == (self.sql is None):
+            raise ValueError(f"source {self.name!r} needs exactly one of path (a file) or sql (a query over sources)")
+        return self
+
     def column_maps(self) -> dict[str, ColumnMap]:
         """Return the source-to-canonical column mapping."""
         return dict(self.columns)
 
     def resolved_path(self, engagement_dir: Path) -> Path:
-        """Return the absolute path, with ``${VAR}`` expanded."""
+        """Return the absolute path, with ``${VAR}`` expanded (sources with ``path`` only)."""
+        if self.path is None:
+            raise ValueError(f"source {self.name!r} is a query and has no path")
         return expand_path(self.path, engagement_dir)
 
     def resolved_format(self, engagement_dir: Path) -> str:
         """Return the format, guessed from the file extension when ``auto``."""
+        if self.sql is not None:
+            return "sql"
         if self.format != "auto":
             return self.format
         if self.fixed_width:
