@@ -1,0 +1,539 @@
+"""Read one configured source into a typed Ibis table.
+
+:func:`read_source` is the whole path of one source: find and decode the
+file, load it as a raw grid of text, find the header and drop report rows,
+replace missing-value markers, apply the column mapping, type every column
+(declared role, canonical schema, or guess) and materialize the result in a
+temporary DuckDB table. Privacy treatments come later, per canonical table
+(see :mod:`relmap_utils.ingest.stage`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from relmap_utils import schema
+from relmap_utils.config import ColumnMap, Source
+from relmap_utils.errors import SourceError
+from relmap_utils.ingest import parsing, readers
+from relmap_utils.ingest.encoding import prepare_utf8
+from relmap_utils.ingest.layout import ROW, Layout, detect_layout, last_wide_row, row_flags
+from relmap_utils.ingest.typing import (
+    DATE_HEADER,
+    IBIS_TYPES,
+    canonical_type_of_ibis,
+    decide_type,
+    profile_expressions,
+    split_profiles,
+    type_of_role,
+)
+
+logger = logging.getLogger(__name__)
+
+TEXT_TYPES = ("id", "category", "text")
+# Above this share of unparseable values a declared type is taken to be wrong
+# (a wrong role or date format), and ingest stops instead of writing NULLs.
+MAX_UNPARSED_SHARE = 0.5
+
+
+@dataclass
+class ReadResult:
+    """One source read and typed, before privacy treatments.
+
+    Attributes
+    ----------
+    table : ibis.Table
+        Typed table: canonical names for mapped columns, header text for the
+        other kept columns, and the configured constants.
+    info : dict
+        What was found: encoding, separator, sheet, header_rows,
+        header_levels, excluded_rows (title, totals, footnotes, blank),
+        rows_read, rows, missing_markers_replaced, damaged_identifier_columns,
+        unparsed_values, columns_declared, columns_guessed.
+    column_types : dict
+        Canonical type of each column of ``table``.
+    roles : dict
+        Declared role of each column (``None`` when not declared).
+    source_columns : dict
+        Source header text of each column (``None`` for constants).
+    """
+
+    table: ir.Table
+    info: dict[str, Any]
+    column_types: dict[str, str]
+    roles: dict[str, str | None] = field(default_factory=dict)
+    source_columns: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Column:
+    header: str
+    target: str
+    mapping: ColumnMap | None
+    declared: bool
+    type: str | None = None  # canonical type once known
+
+
+def run_aggregates(table: ir.Table, expressions: dict[str, ir.Scalar]) -> dict[str, Any]:
+    """Evaluate many scalar aggregates of ``table`` in one query."""
+    if not expressions:
+        return {}
+    keys = list(expressions)
+    row = table.aggregate(**{f"m{index}": expressions[key] for index, key in enumerate(keys)}).to_pyarrow()
+    values = row.to_pylist()[0]
+    return {key: values[f"m{index}"] for index, key in enumerate(keys)}
+
+
+def value_shape(value: str) -> str:
+    """Describe a value's form without revealing it: digits as 9, letters as A, CJK as 字.
+
+    Examples
+    --------
+    >>> value_shape("2023年1月5日")
+    '9999年9月9日'
+    """
+    shape = re.sub(r"[0-9]", "9", value)
+    shape = re.sub(r"[A-Za-z]", "A", shape)
+    shape = re.sub(r"[\u4e00-\u9fff](?<![年月日时分秒万亿元])", "字", shape)
+    return shape[:40]
+
+
+def _internal_name(kind: str, source: Source) -> str:
+    return f"__relmap_{kind}_{source.name}"
+
+
+def _drop(con: Any, *names: str) -> None:
+    for name in names:
+        kinds = con.execute(
+            "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $1 "
+            "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $1",
+            [name],
+        ).fetchall()
+        for (kind,) in kinds:
+            con.execute(f'DROP {kind} IF EXISTS "{name}"')
+
+
+def _load_grid(source: Source, fmt: str, path: Path, con: Any, temp_dir: Path | None) -> readers.RawGrid:
+    name = _internal_name("raw", source)
+    if fmt == "excel":
+        return readers.read_excel(con, path, source.sheet, name, source.name)
+    with prepare_utf8(path, source.encoding, temp_dir) as prepared:
+        if fmt == "fixed_width":
+            if not source.fixed_width:
+                raise SourceError("ingest.fixed_width_spec_missing", source=source.name, file=str(path))
+            grid = readers.read_fixed_width(con, prepared, source.fixed_width, name, source.name)
+        else:
+            grid = readers.read_delimited(con, prepared, source.separator, name, source.name)
+        grid.info["encoding"] = prepared.encoding
+    return grid
+
+
+def _text_table(
+    source: Source, fmt: str, path: Path, backend: Any, temp_dir: Path | None, info: dict[str, Any]
+) -> tuple[ir.Table, Layout]:
+    con = backend.con
+    grid = _load_grid(source, fmt, path, con, temp_dir)
+    info.update(grid.info)
+    head = readers.head_rows(con, grid.table_name, grid.width, source.skip_rows)
+    layout = detect_layout(head, grid.width, source.header_rows, grid.merges, grid.fixed_names)
+
+    raw = backend.table(grid.table_name)
+    cells = [f"c{index}" for index in range(grid.width)]
+    body = raw.filter(raw[ROW] >= layout.data_start)
+    last_wide = backend.execute(last_wide_row(body, cells, layout.data_start))
+    flags = row_flags(body, cells, layout.data_start, None if last_wide is None else int(last_wide))
+    counts = run_aggregates(
+        body,
+        {
+            "rows_read": body.count(),
+            **{kind: flag.cast(dt.int64).sum().fill_null(0) for kind, flag in flags.items()},
+        },
+    )
+    excluded = flags["blank"] | flags["totals"] | flags["footnotes"]
+    data = body.filter(~excluded)
+    table = data.select(ROW, **{name: data[cell] for name, cell in zip(layout.names, cells)})
+
+    info.update(
+        header_rows=layout.header_rows,
+        header_levels=layout.header_levels,
+        rows_read=int(counts["rows_read"]),
+        excluded_rows={
+            "title": layout.title_rows,
+            "totals": int(counts["totals"] or 0),
+            "footnotes": int(counts["footnotes"] or 0),
+            "blank": int(counts["blank"] or 0),
+        },
+    )
+    if info.get("excel_error_cells"):
+        info["missing_markers_replaced"] = {"(Excel error values)": info.pop("excel_error_cells")}
+    else:
+        info.pop("excel_error_cells", None)
+    return table, layout
+
+
+def _query_table(source: Source, backend: Any, staging: dict[str, ir.Table] | None) -> ir.Table:
+    con = backend.con
+    for name, table in (staging or {}).items():
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {backend.compile(table)}')
+    view = _internal_name("query", source)
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {source.sql}')
+    except Exception as exc:  # duckdb raises parser, binder and catalog errors alike
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(
+            "ingest.query_failed", source=source.name, detail=detail, sources=", ".join(sorted(staging or {})) or "-"
+        ) from None
+    return backend.table(view)
+
+
+def _plan_columns(source: Source, headers: list[str], table_name: str | None) -> list[_Column]:
+    mapping = source.column_maps()
+    missing = sorted(set(mapping) - set(headers))
+    if missing:
+        raise SourceError(
+            "ingest.columns_missing",
+            source=source.name,
+            columns=", ".join(missing),
+            available=", ".join(headers) or "-",
+        )
+    canonical = schema.TABLES[table_name] if table_name in schema.TABLES else None
+    canonical_names = {column.name for column in canonical.columns} if canonical else set()
+    plan = []
+    for header in headers:
+        if header == ROW:
+            continue
+        if header in mapping:
+            plan.append(_Column(header, mapping[header].name, mapping[header], mapping[header].role is not None))
+        elif header in canonical_names or source.keep_unmapped:
+            plan.append(_Column(header, header, None, False))
+
+    targets: dict[str, str] = {}
+    for column in plan:
+        if column.target in targets:
+            raise SourceError(
+                "ingest.duplicate_target",
+                source=source.name,
+                column=column.target,
+                first=targets[column.target],
+                second=column.header,
+            )
+        targets[column.target] = column.header
+    return plan
+
+
+def _declared_type(column: _Column, table_name: str | None) -> str | None:
+    mapping = column.mapping
+    if mapping is not None:
+        if mapping.treatment == "year_only":
+            return "date"
+        role_type = type_of_role(mapping.role)
+        if role_type:
+            return role_type
+    if table_name in schema.TABLES:
+        canonical = schema.TABLES[table_name].column(column.target)
+        if canonical is not None:
+            return canonical.type
+    if mapping is not None and mapping.role == "personal":
+        return "text"
+    return None
+
+
+def _clean_text(value: ir.StringValue, markers: list[str]) -> tuple[ir.StringValue, ir.BooleanValue]:
+    trimmed = value.strip()
+    stripped_markers = sorted({marker.strip() for marker in markers if marker.strip()})
+    hit = ibis.literal(False)
+    if markers:
+        hit = value.isin(markers)
+    if stripped_markers:
+        hit = hit | trimmed.isin(stripped_markers)
+    hit = value.notnull() & hit
+    clean = ibis.ifelse(hit | (trimmed == ""), ibis.null(dt.string), trimmed)
+    return clean, hit
+
+
+def _formats(source: Source, column: _Column) -> list[str]:
+    own = [column.mapping.date_format] if column.mapping and column.mapping.date_format else []
+    return own + [fmt for fmt in source.date_formats if fmt not in own]
+
+
+def _convert(
+    value: ir.Value, kind: str, header: str, formats: list[str], allow_serial: bool, unit: float, timezone: str
+) -> ir.Value:
+    dtype = value.type()
+    if not dtype.is_string():
+        if kind in TEXT_TYPES:
+            if dtype.is_floating():
+                return ibis.ifelse(value == value.round(), value.cast(dt.int64).cast(dt.string), value.cast(dt.string))
+            return value.cast(dt.string)
+        if dtype.is_timestamp():
+            value = parsing.to_local_naive(value, timezone)
+            return value.cast(dt.date) if kind == "date" else value if kind == "datetime" else value.cast(IBIS_TYPES[kind])
+        if kind in ("date", "datetime"):
+            if dtype.is_date():
+                return value if kind == "date" else value.cast(dt.timestamp)
+            value = _convert(value, "id", header, formats, allow_serial, unit, timezone)
+        elif kind in ("amount", "number"):
+            return value.cast(dt.float64) * unit if kind == "amount" else value.cast(dt.float64)
+        elif kind == "integer":
+            if dtype.is_floating():
+                return ibis.ifelse(value == value.round(), value.cast(dt.int64), ibis.null(dt.int64))
+            return value.cast(dt.int64)
+        elif kind == "boolean":
+            return value.cast(dt.boolean) if dtype.is_boolean() else ibis.cases((value == 1, True), (value == 0, False))
+        else:
+            return value.cast(IBIS_TYPES[kind])
+
+    if kind in TEXT_TYPES:
+        return value
+    if kind == "amount":
+        return parsing.parse_amount(value, unit)
+    if kind == "number":
+        return parsing.parse_number(value)
+    if kind == "integer":
+        return parsing.parse_integer(value)
+    if kind == "boolean":
+        return parsing.parse_boolean(value)
+    parsed = parsing.parse_timestamp(value, formats, allow_excel_serial=allow_serial)
+    return parsed.cast(dt.date) if kind == "date" else parsed
+
+
+def _constant(name: str, value: Any, table_name: str | None) -> tuple[ir.Value, str]:
+    canonical = schema.TABLES[table_name].column(name) if table_name in schema.TABLES else None
+    kind = canonical.type if canonical else None
+    if kind is None:
+        if isinstance(value, bool):
+            kind = "boolean"
+        elif isinstance(value, int):
+            kind = "integer"
+        elif isinstance(value, float):
+            kind = "number"
+        else:
+            kind = "category"
+    literal = ibis.literal(value)
+    if kind in ("date", "datetime") and isinstance(value, str):
+        return _convert(literal, kind, name, [], False, 1.0, "UTC"), kind
+    return literal.cast(IBIS_TYPES[kind]), kind
+
+
+def read_source(
+    source: Source,
+    engagement_dir: Path,
+    backend: Any,
+    staging: dict[str, ir.Table] | None = None,
+    *,
+    timezone: str = "Asia/Shanghai",
+    temp_dir: Path | None = None,
+) -> ReadResult:
+    """Read, clean and type one source.
+
+    Parameters
+    ----------
+    source : Source
+        The source as configured in engagement.yaml.
+    engagement_dir : Path
+        Folder of the engagement; relative source paths start there.
+    backend : ibis.BaseBackend
+        DuckDB backend from :func:`relmap_utils.engine.connect`.
+    staging : dict of str to ibis.Table, optional
+        Tables a query source may use, by source name.
+    timezone : str, default="Asia/Shanghai"
+        Time zone that time-zone aware timestamps are converted to.
+    temp_dir : Path, optional
+        Folder for transcoded copies (removed before returning).
+
+    Returns
+    -------
+    ReadResult
+
+    Raises
+    ------
+    SourceError
+        When the file is missing or unreadable, a mapped column is absent,
+        or a declared type fits less than half of a column's values.
+    """
+    fmt = source.resolved_format(engagement_dir)
+    info: dict[str, Any] = {
+        "source": source.name,
+        "table": source.table,
+        "format": fmt,
+        "encoding": None,
+        "separator": None,
+        "header_rows": 0,
+        "excluded_rows": {"title": 0, "totals": 0, "footnotes": 0, "blank": 0},
+        "missing_markers_replaced": {},
+        "damaged_identifier_columns": {},
+        "unparsed_values": {},
+    }
+    logger.info("reading source %s (%s)", source.name, fmt)
+
+    if fmt == "sql":
+        table = _query_table(source, backend, staging)
+    else:
+        path = source.resolved_path(engagement_dir)
+        info["path"] = source.path
+        if not path.is_file():
+            raise SourceError("ingest.file_missing", source=source.name, file=str(path))
+        if fmt == "parquet":
+            table = backend.read_parquet(path, table_name=_internal_name("parquet", source))
+        else:
+            table, _ = _text_table(source, fmt, path, backend, temp_dir, info)
+    if ROW not in table.columns:
+        table = table.mutate(**{ROW: ibis.literal(None, dt.int64)})
+
+    result = _type_columns(source, table, info, backend, timezone, is_excel=fmt == "excel")
+    _drop(backend.con, _internal_name("raw", source), _internal_name("raw", source) + "_cells")
+    return result
+
+
+def _type_columns(
+    source: Source, table: ir.Table, info: dict[str, Any], backend: Any, timezone: str, is_excel: bool
+) -> ReadResult:
+    plan = _plan_columns(source, list(table.columns), source.table)
+    markers = list(source.missing_values)
+
+    cleaned: dict[str, ir.Value] = {}
+    aggregates: dict[str, ir.Scalar] = {}
+    for column in plan:
+        value = table[column.header]
+        if value.type().is_string():
+            value, hit = _clean_text(value, markers)
+            if markers:
+                aggregates[f"marker\x00{column.header}"] = hit.cast(dt.int64).sum().fill_null(0)
+            if column.mapping and column.mapping.values:
+                value = value.substitute(column.mapping.values)
+        cleaned[column.header] = value
+        column.type = _declared_type(column, source.table)
+        if column.type is None and not value.type().is_string():
+            column.type = canonical_type_of_ibis(value.type())
+        if column.type is None:
+            allow_serial = is_excel or bool(DATE_HEADER.search(column.header))
+            aggregates.update(profile_expressions(column.header, value, source.date_formats, allow_serial))
+
+    results = run_aggregates(table, aggregates)
+    markers_replaced = dict(info.get("missing_markers_replaced") or {})
+    profile_values = {}
+    for key, value in results.items():
+        if key.startswith("marker\x00"):
+            if value:
+                markers_replaced[key.partition("\x00")[2]] = int(value)
+        else:
+            profile_values[key] = value
+    profiles = split_profiles(profile_values)
+
+    damaged_by_guess: set[str] = set()
+    for column in plan:
+        if column.type is None:
+            guess = decide_type(column.header, profiles[column.header], bool(source.date_formats))
+            column.type = guess.type
+            if guess.damaged_identifier:
+                damaged_by_guess.add(column.target)
+
+    typed: dict[str, ir.Value] = {}
+    checks: dict[str, ir.Scalar] = {}
+    for column in plan:
+        value = cleaned[column.header]
+        allow_serial = (
+            is_excel
+            or column.declared
+            or (column.type in ("date", "datetime") and bool(DATE_HEADER.search(column.header)))
+        )
+        unit = (column.mapping.unit if column.mapping and column.mapping.unit else None) or parsing.header_unit(
+            column.header
+        )
+        converted = _convert(value, column.type, column.header, _formats(source, column), allow_serial, unit, timezone)
+        typed[column.target] = converted
+        if value.type().is_string() and column.type not in TEXT_TYPES:
+            failed = value.notnull() & converted.isnull()
+            typed[f"__failed_{len(checks)}"] = failed
+            checks[column.target] = failed
+        if column.type == "id" and value.type().is_string():
+            typed[f"__damaged_{column.target}"] = parsing.looks_damaged_identifier(value)
+
+    constant_types: dict[str, str] = {}
+    for name, value in source.constants.items():
+        typed[name], constant_types[name] = _constant(name, value, source.table)
+
+    materialized = _internal_name("typed", source)
+    backend.con.execute(
+        f'CREATE OR REPLACE TEMP TABLE "{materialized}" AS '
+        f"{backend.compile(table.select(table[ROW], **typed))}"
+    )
+    stored = backend.table(materialized)
+
+    flag_columns = [name for name in stored.columns if name.startswith(("__failed_", "__damaged_"))]
+    tallies: dict[str, ir.Scalar] = {"rows": stored.count()}
+    for index, target in enumerate(checks):
+        flag = stored[f"__failed_{index}"]
+        tallies[f"failed\x00{target}"] = flag.cast(dt.int64).sum().fill_null(0)
+        tallies[f"first\x00{target}"] = stored[ROW].min(where=flag)
+        tallies[f"nonnull\x00{target}"] = (
+            stored[target].notnull() | flag
+        ).cast(dt.int64).sum().fill_null(0)
+    for name in flag_columns:
+        if name.startswith("__damaged_"):
+            tallies[f"damaged\x00{name.removeprefix('__damaged_')}"] = stored[name].cast(dt.int64).sum().fill_null(0)
+    tally = run_aggregates(stored, tallies)
+
+    declared = {column.target: column.declared for column in plan}
+    damaged = {
+        target: int(tally.get(f"damaged\x00{target}") or 0)
+        for target in {*damaged_by_guess, *(n.removeprefix("__damaged_") for n in flag_columns if n.startswith("__damaged_"))}
+        if int(tally.get(f"damaged\x00{target}") or 0)
+    }
+    unparsed = {}
+    by_target = {column.target: column for column in plan}
+    for target in checks:
+        failed = int(tally[f"failed\x00{target}"] or 0)
+        if not failed:
+            continue
+        nonnull = int(tally[f"nonnull\x00{target}"] or 0)
+        unparsed[target] = failed
+        column = by_target[target]
+        if failed > MAX_UNPARSED_SHARE * nonnull:
+            first_row = tally[f"first\x00{target}"]
+            shape = "-"
+            if first_row is not None:
+                found = table.filter(table[ROW] == first_row).select(column.header).limit(1).to_pyarrow()
+                raw_value = found.column(0)[0].as_py() if found.num_rows else None
+                shape = value_shape(str(raw_value)) if raw_value is not None else "-"
+            raise SourceError(
+                "ingest.values_unparsed",
+                source=source.name,
+                column=column.header,
+                type=column.type,
+                failed=failed,
+                total=nonnull,
+                row=first_row if first_row is not None else "?",
+                shape=shape,
+            )
+        logger.warning("source %s: %d values of column %s did not parse as %s", source.name, failed, column.header, column.type)
+
+    info.update(
+        rows=int(tally["rows"]),
+        missing_markers_replaced=markers_replaced,
+        damaged_identifier_columns=damaged,
+        unparsed_values=unparsed,
+        columns_declared=[column.target for column in plan if column.declared],
+        columns_guessed=[c.target for c in plan if not c.declared and _declared_type(c, source.table) is None],
+    )
+    if damaged:
+        logger.warning("source %s: identifier columns arrived damaged: %s", source.name, ", ".join(sorted(damaged)))
+
+    output = [column.target for column in plan] + [name for name in source.constants if name not in by_target]
+    column_types = {column.target: column.type for column in plan}
+    column_types.update(constant_types)
+    roles = {column.target: column.mapping.role if column.mapping else None for column in plan}
+    source_columns: dict[str, str | None] = {column.target: column.header for column in plan}
+    for name in source.constants:
+        roles.setdefault(name, None)
+        source_columns[name] = None
+    info["declared"] = declared
+    return ReadResult(stored.select(*output), info, column_types, roles, source_columns)

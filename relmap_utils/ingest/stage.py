@@ -1,0 +1,355 @@
+"""The ingest stage: every source of a run into canonical Parquet tables.
+
+:func:`run_ingest` reads the file sources in configuration order, then the
+query sources (which see every source read before them by name), unions the
+sources of each canonical table, applies the privacy treatments, stops on
+undeclared personal data, and writes:
+
+- ``artifacts/00_ingest/tables/<table>.parquet``, one per canonical table;
+- ``artifacts/00_ingest/columns.json``, type, role and origin of each column;
+- ``artifacts/00_ingest/ingest_report.json``, what was read from each source.
+
+Nothing is written when a source fails or personal data would leave ingest
+without a pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow.parquet as pq
+
+from relmap_utils import schema
+from relmap_utils.config import Engagement, Source
+from relmap_utils.context import INGEST_STAGE, RunContext
+from relmap_utils.errors import PrivacyError, SourceError
+from relmap_utils.i18n import Msg
+from relmap_utils.ingest import privacy
+from relmap_utils.ingest.source import ReadResult, read_source
+from relmap_utils.ingest.typing import IBIS_TYPES
+
+logger = logging.getLogger(__name__)
+
+COLUMNS_FILE = "columns.json"
+REPORT_FILE = "ingest_report.json"
+# When several settings name a treatment for one column, the strongest wins.
+TREATMENT_STRENGTH = {"drop": 3, "pseudonymize": 2, "year_only": 1}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _check_tables(engagement: Engagement) -> None:
+    for source in engagement.sources:
+        if source.table is not None and source.table not in schema.TABLES:
+            raise SourceError(
+                "ingest.table_unknown", source=source.name, table=source.table, tables=", ".join(sorted(schema.TABLES))
+            )
+
+
+def check_required(source: Source, columns: set[str]) -> None:
+    """Raise SourceError when ``source`` leaves required columns of its table unmapped."""
+    if source.table is None:
+        return
+    missing = [name for name in schema.TABLES[source.table].required if name not in columns]
+    if missing:
+        example = ", ".join(f"<源列名/source column>: {{name: {name}}}" for name in missing)
+        raise SourceError(
+            "ingest.required_missing",
+            source=source.name,
+            table=source.table,
+            columns=", ".join(missing),
+            mapping=example,
+        )
+
+
+def _union(table_name: str, parts: list[tuple[Source, ReadResult]]) -> tuple[ir.Table, dict[str, str]]:
+    canonical_order = [column.name for column in schema.TABLES[table_name].columns]
+    present: dict[str, str] = {}
+    for _, result in parts:
+        for column, kind in result.column_types.items():
+            present.setdefault(column, kind)
+    order = [name for name in canonical_order if name in present]
+    order += [name for name in present if name not in order]
+
+    aligned = []
+    for _, result in parts:
+        columns = {}
+        for name in order:
+            target = IBIS_TYPES[present[name]]
+            if name in result.table.columns:
+                value = result.table[name]
+                columns[name] = value if value.type() == target else value.try_cast(target)
+            else:
+                columns[name] = ibis.null(target)
+        aligned.append(result.table.select(**columns))
+    table = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)
+    return table, {name: present[name] for name in order}
+
+
+def _treatments(
+    engagement: Engagement, table_name: str, columns: list[str], parts: list[tuple[Source, ReadResult]]
+) -> dict[str, str]:
+    canonical = schema.TABLES[table_name]
+    defaults: dict[str, str] = {}
+    explicit: dict[str, str] = {}
+
+    def strongest(current: str | None, new: str) -> str:
+        if current is None or TREATMENT_STRENGTH[new] > TREATMENT_STRENGTH[current]:
+            return new
+        return current
+
+    for name in columns:
+        column = canonical.column(name)
+        if name in schema.PSEUDONYMIZED_KEYS or (column is not None and column.personal):
+            defaults[name] = "pseudonymize"
+    for entry in engagement.privacy.personal_data:
+        table_part, _, column_part = entry.column.rpartition(".")
+        if table_part not in ("", table_name) or column_part not in columns:
+            continue
+        explicit[column_part] = strongest(explicit.get(column_part), entry.treatment)
+    for source, _ in parts:
+        for mapping in source.columns.values():
+            if mapping.name not in columns:
+                continue
+            if mapping.treatment:
+                explicit[mapping.name] = strongest(explicit.get(mapping.name), mapping.treatment)
+            elif mapping.role == "personal":
+                defaults[mapping.name] = "pseudonymize"
+    return {**defaults, **explicit}
+
+
+def _unmatched_personal_data(engagement: Engagement, tables: dict[str, list[str]]) -> list[str]:
+    unmatched = []
+    for entry in engagement.privacy.personal_data:
+        table_part, _, column_part = entry.column.rpartition(".")
+        candidates = [tables[table_part]] if table_part in tables else list(tables.values()) if not table_part else []
+        if not any(column_part in columns for columns in candidates):
+            unmatched.append(entry.column)
+    return unmatched
+
+
+def _apply_treatments(
+    table_name: str,
+    table: ir.Table,
+    types: dict[str, str],
+    treatments: dict[str, str],
+    key_table: ir.Table,
+) -> tuple[ir.Table, dict[str, str]]:
+    columns: dict[str, ir.Value] = {}
+    out_types: dict[str, str] = {}
+    for name, kind in types.items():
+        treatment = treatments.get(name)
+        value = table[name]
+        if treatment == "drop":
+            continue
+        if treatment == "pseudonymize":
+            columns[name] = privacy.pseudonymize_expr(value, key_table)
+            out_types[name] = "id"
+        elif treatment == "year_only":
+            if kind not in ("date", "datetime"):
+                raise SourceError("ingest.year_only_not_date", table=table_name, column=name, type=kind)
+            columns[name] = value.cast(dt.date).truncate("Y")
+            out_types[name] = "date"
+        else:
+            columns[name] = value
+            out_types[name] = kind
+    return table.select(**columns), out_types
+
+
+def _source_report(source: Source, result: ReadResult) -> dict[str, Any]:
+    info = result.info
+    keys = (
+        "format",
+        "path",
+        "sheet",
+        "encoding",
+        "separator",
+        "header_rows",
+        "header_levels",
+        "rows_read",
+        "excluded_rows",
+        "missing_markers_replaced",
+        "damaged_identifier_columns",
+        "unparsed_values",
+        "columns_declared",
+        "columns_guessed",
+    )
+    report = {"name": source.name, "table": source.table}
+    report.update({key: info.get(key) for key in keys})
+    if report["rows_read"] is None:
+        report["rows_read"] = info.get("rows")
+    report["rows_written"] = info.get("rows", 0) if source.table else 0
+    return report
+
+
+def _joined(values: list[str | None]) -> str | None:
+    unique = [value for value in dict.fromkeys(values) if value is not None]
+    return ", ".join(unique) if unique else None
+
+
+def run_ingest(ctx: RunContext) -> dict[str, Any]:
+    """Run the ingest stage for a run folder.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The open run (see :meth:`RunContext.open`).
+
+    Returns
+    -------
+    dict
+        The ingest report, also written to ``ingest_report.json``: per
+        source the rows read and written, encoding, separator, excluded
+        rows, missing-value markers replaced per column, damaged identifier
+        columns, declared and guessed columns; per table the rows and
+        columns; the privacy treatments; the key fingerprint.
+
+    Raises
+    ------
+    SourceError
+        A source cannot be read or mapped (nothing is written).
+    PrivacyError
+        The key is missing, or undeclared columns hold personal data
+        (nothing is written).
+    """
+    started = time.perf_counter()
+    engagement = ctx.engagement
+    logger.info("starting ingest of %d sources for engagement %s", len(engagement.sources), engagement.name)
+    key = privacy.get_key(engagement.privacy)
+    _check_tables(engagement)
+
+    backend = ctx.connect()
+    try:
+        report = _ingest(ctx, engagement, backend, key)
+    except (SourceError, PrivacyError) as exc:
+        logger.error("ingest failed: %s", exc)
+        raise
+    finally:
+        privacy.remove_key(backend)
+        backend.disconnect()
+    logger.info("ingest finished in %.1f s", time.perf_counter() - started)
+    return report
+
+
+def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -> dict[str, Any]:
+    ordered = [source for source in engagement.sources if source.sql is None]
+    ordered += [source for source in engagement.sources if source.sql is not None]
+    staging: dict[str, ir.Table] = {}
+    results: list[tuple[Source, ReadResult]] = []
+    with tempfile.TemporaryDirectory(prefix="relmap-ingest-") as scratch:
+        for source in ordered:
+            result = read_source(
+                source,
+                ctx.engagement_dir,
+                backend,
+                staging,
+                timezone=engagement.timezone,
+                temp_dir=Path(scratch),
+            )
+            check_required(source, set(result.column_types))
+            staging[source.name] = result.table
+            results.append((source, result))
+            logger.info(
+                "source %s: %s rows, encoding %s, separator %s",
+                source.name,
+                result.info.get("rows"),
+                result.info.get("encoding"),
+                result.info.get("separator"),
+            )
+
+    by_table: dict[str, list[tuple[Source, ReadResult]]] = defaultdict(list)
+    for source, result in results:
+        if source.table:
+            by_table[source.table].append((source, result))
+
+    key_table = privacy.install_key(backend, key)
+    prepared: dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]] = {}
+    problems: list[Msg] = []
+    for table_name, parts in by_table.items():
+        union, types = _union(table_name, parts)
+        treatments = _treatments(engagement, table_name, list(types), parts)
+        headers = {}
+        for _, result in parts:
+            for column, header in result.source_columns.items():
+                if header:
+                    headers.setdefault(column, header)
+        candidates = [name for name in types if name not in treatments]
+        found = privacy.scan_personal_data(
+            union, candidates, allowlist=engagement.privacy.allowlist, headers=headers
+        )
+        for column, kinds in sorted(found.items()):
+            for kind, count in sorted(kinds.items()):
+                problems.append(
+                    Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"), count=count)
+                )
+        prepared[table_name] = (union, types, treatments)
+    if problems:
+        raise PrivacyError("ingest.personal_data_found", problems=problems)
+
+    tables_dir = ctx.tables_dir
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = ctx.artifacts(INGEST_STAGE)
+    columns_doc: dict[str, dict[str, Any]] = {}
+    tables_report: dict[str, Any] = {}
+    privacy_report: dict[str, dict[str, list[str]]] = {"pseudonymized": {}, "dropped": {}, "year_only": {}}
+    for table_name, (union, types, treatments) in prepared.items():
+        final, out_types = _apply_treatments(table_name, union, types, treatments, key_table)
+        target = tables_dir / f"{table_name}.parquet"
+        temporary = target.with_name(target.name + ".tmp")
+        backend.to_parquet(final, temporary)
+        os.replace(temporary, target)
+        rows = pq.read_metadata(target).num_rows
+
+        parts = by_table[table_name]
+        columns_doc[table_name] = {}
+        for name, kind in out_types.items():
+            declared = any(result.info.get("declared", {}).get(name) for _, result in parts)
+            roles = [result.roles.get(name) for _, result in parts]
+            columns_doc[table_name][name] = {
+                "type": kind,
+                "role": next((role for role in roles if role), None),
+                "declared": declared,
+                "pseudonymized": treatments.get(name) == "pseudonymize",
+                "source": _joined([source.name for source, result in parts if name in result.column_types]),
+                "source_column": _joined([result.source_columns.get(name) for _, result in parts]),
+            }
+        for treatment, label in (("pseudonymize", "pseudonymized"), ("drop", "dropped"), ("year_only", "year_only")):
+            names = [name for name, chosen in treatments.items() if chosen == treatment and name in types]
+            if names:
+                privacy_report[label][table_name] = names
+        tables_report[table_name] = {
+            "rows": rows,
+            "columns": len(out_types),
+            "sources": [source.name for source, _ in parts],
+            "file": str(target.relative_to(ctx.run_dir)),
+        }
+        logger.info("wrote table %s: %d rows, %d columns", table_name, rows, len(out_types))
+
+    unmatched = _unmatched_personal_data(engagement, {name: list(types) for name, (_, types, _) in prepared.items()})
+    for entry in unmatched:
+        logger.warning("privacy.personal_data entry %s matches no column of any table", entry)
+    report = {
+        "engagement": engagement.name,
+        "key_env": engagement.privacy.key_env,
+        "key_fingerprint": privacy.key_fingerprint(key),
+        "sources": [_source_report(source, result) for source, result in results],
+        "tables": tables_report,
+        "privacy": {**privacy_report, "unmatched_personal_data": unmatched},
+    }
+    _write_json(artifacts / COLUMNS_FILE, columns_doc)
+    _write_json(artifacts / REPORT_FILE, report)
+    return report

@@ -1,0 +1,225 @@
+"""Column types: declared roles, canonical types, and guesses for unmapped columns.
+
+A column's canonical type comes from, in this order: the role declared in
+engagement.yaml; the canonical schema when the column name is a canonical
+column of the target table; otherwise a guess. Guessing looks at every value
+of the column in one aggregate query per source (SQL pushdown), never at a
+sample in Python.
+
+Guessing rules, applied to the non-missing values of a text column:
+
+- all values are integers or scientific notation, with at least one in
+  scientific notation: ``id``, reported as damaged;
+- all parse as dates: ``date``, or ``datetime`` when some value has a time of
+  day. Eight-digit integers count as dates only when the header names a date
+  (日期, 时间, date, time, ...) or a configured format matches;
+- all are digits (an 18-character resident ID may end in X), and a value has a
+  leading zero, or a value has 12 or more digits, or the header names an
+  identifier (号, 码, 代码, id, code, ...): ``id``;
+- all are integers: ``amount`` under a money header (see below), else ``integer``;
+- all are numbers: ``amount`` when a value carries a currency sign, a
+  thousands separator, parentheses, 万 or 亿, or the header names money
+  (金额, 余额, 元, amount, balance, ...); ``number`` otherwise;
+- all are yes/no words: ``boolean``;
+- short codes of letters and digits with an identifier header, or nearly all
+  distinct: ``id``;
+- otherwise ``category`` when at most half the values (and at most 1,000) are
+  distinct and no value is longer than 50 characters, else ``text``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from relmap_utils.ingest import parsing
+
+ROLE_TYPES = {
+    "identifier": "id",
+    "category": "category",
+    "amount": "amount",
+    "number": "number",
+    "integer": "integer",
+    "date": "date",
+    "datetime": "datetime",
+    "text": "text",
+    "boolean": "boolean",
+}
+
+# Parquet/Ibis type of each canonical type.
+IBIS_TYPES: dict[str, dt.DataType] = {
+    "id": dt.string,
+    "category": dt.string,
+    "text": dt.string,
+    "amount": dt.float64,
+    "number": dt.float64,
+    "integer": dt.int64,
+    "date": dt.date,
+    "datetime": dt.timestamp,
+    "boolean": dt.boolean,
+}
+
+DATE_HEADER = re.compile(r"日期|时间|年月|date|time|(^|_)dt($|_)|issued", re.IGNORECASE)
+ID_HEADER = re.compile(r"号|码|代码|编码|编号|(^|_)id$|^id(_|$)|id$|(^|_)no$|code|key|账号|卡号", re.IGNORECASE)
+AMOUNT_HEADER = re.compile(
+    r"金额|余额|元|收入|工资|薪|额度|价|费|amount|balance|salary|income|payment|price|limit", re.IGNORECASE
+)
+
+INTEGER = r"^[+-]?\d+$"
+INTEGER_DOT_ZERO = r"^[+-]?\d+\.0+$"
+LEADING_ZERO = r"^0\d+$"
+LONG_DIGITS = r"^\d{12,}$"
+RESIDENT_ID_SHAPE = r"^\d{17}[\dXx]$"
+ALPHANUMERIC_CODE = r"^[A-Za-z]{0,6}[-_]?\d+[A-Za-z]?$"
+AMOUNT_DECORATION = r"[,，¥￥$元万亿()（）]|CNY|RMB|-$"
+
+MAX_CATEGORY_LEVELS = 1000
+MAX_CATEGORY_LENGTH = 50
+
+
+@dataclass(frozen=True)
+class ColumnGuess:
+    """A guessed canonical type and why."""
+
+    type: str
+    damaged_identifier: bool = False
+
+
+def type_of_role(role: str | None) -> str | None:
+    """Return the canonical type of a declared role (``None`` for ``personal``)."""
+    return ROLE_TYPES.get(role) if role else None
+
+
+def canonical_type_of_ibis(dtype: dt.DataType) -> str:
+    """Return the canonical type that best describes an already typed column."""
+    if dtype.is_boolean():
+        return "boolean"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_floating() or dtype.is_decimal():
+        return "number"
+    if dtype.is_timestamp():
+        return "datetime"
+    if dtype.is_date():
+        return "date"
+    return "text"
+
+
+def profile_expressions(
+    name: str,
+    text: ir.StringValue,
+    formats: list[str],
+    allow_excel_serial: bool,
+) -> dict[str, ir.Scalar]:
+    """Return the aggregates that :func:`decide_type` needs for one column.
+
+    Keys are prefixed with ``name`` so the aggregates of all columns of a
+    source run in one query.
+    """
+    parsed = parsing.parse_timestamp(text, formats)
+    serial = parsing.parse_timestamp(text, (), allow_excel_serial=True) if allow_excel_serial else None
+    configured = ibis.coalesce(*[parsing._try_strptime(text, fmt) for fmt in formats]) if formats else None
+    amount = parsing.parse_amount(text)
+
+    def count(condition: ir.BooleanValue) -> ir.IntegerScalar:
+        return condition.fill_null(False).cast(dt.int64).sum().fill_null(0)
+
+    aggregates: dict[str, ir.Scalar] = {
+        "n": text.count(),
+        "integer": count(text.re_search(INTEGER)),
+        "digits": count(text.re_search(r"^\d+$")),
+        "integer_dot_zero": count(text.re_search(INTEGER_DOT_ZERO)),
+        "leading_zero": count(text.re_search(LEADING_ZERO)),
+        "long_digits": count(text.re_search(LONG_DIGITS)),
+        "resident_id_shape": count(text.re_search(RESIDENT_ID_SHAPE)),
+        "id_with_x": count(text.re_search(r"^\d{17}[Xx]$")),
+        "scientific": count(text.re_search(parsing.SCIENTIFIC)),
+        "compact_date": count(text.re_search(parsing.COMPACT_DATE) | text.re_search(parsing.COMPACT_DATETIME)),
+        "date": count(parsed.notnull()),
+        "configured_date": count(configured.notnull()) if configured is not None else ibis.literal(0, dt.int64),
+        "time_of_day": count(parsed.notnull() & (parsed.cast(dt.time) != ibis.time("00:00:00"))),
+        "serial_date": count(serial.notnull()) if serial is not None else ibis.literal(0, dt.int64),
+        "amount": count(amount.notnull()),
+        "amount_decorated": count(amount.notnull() & text.re_search(AMOUNT_DECORATION)),
+        "boolean": count(text.lower().isin(list(parsing.TRUE_WORDS + parsing.FALSE_WORDS))),
+        "code": count(text.re_search(ALPHANUMERIC_CODE)),
+        "distinct": text.approx_nunique(),
+        "max_length": text.length().max().fill_null(0),
+    }
+    return {f"{name}\x00{key}": value for key, value in aggregates.items()}
+
+
+def split_profiles(row: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Regroup the one-row result of the aggregate query by column."""
+    profiles: dict[str, dict[str, int]] = {}
+    for key, value in row.items():
+        column, _, measure = key.partition("\x00")
+        profiles.setdefault(column, {})[measure] = int(value or 0)
+    return profiles
+
+
+def decide_type(header: str, profile: dict[str, int], has_formats: bool = False) -> ColumnGuess:
+    """Choose a canonical type from a column profile (rules in the module docstring).
+
+    Parameters
+    ----------
+    header : str
+        Column header as written in the source, used for hints.
+    profile : dict
+        Counts from :func:`profile_expressions`.
+    has_formats : bool, default=False
+        Whether the source configures date formats.
+
+    Returns
+    -------
+    ColumnGuess
+    """
+    n = profile["n"]
+    if n == 0:
+        return ColumnGuess("text")
+
+    integers = profile["integer"]
+    if profile["scientific"] and integers + profile["scientific"] + profile["integer_dot_zero"] == n:
+        return ColumnGuess("id", damaged_identifier=True)
+
+    date_hint = bool(DATE_HEADER.search(header))
+    if profile["date"] == n:
+        compact_only = profile["compact_date"] == n
+        configured = has_formats and profile["configured_date"] == n
+        if not compact_only or date_hint or configured:
+            return ColumnGuess("datetime" if profile["time_of_day"] else "date")
+
+    id_hint = bool(ID_HEADER.search(header))
+    if profile["digits"] == n or profile["resident_id_shape"] == n:
+        if profile["leading_zero"] or profile["long_digits"] or id_hint or profile["id_with_x"]:
+            return ColumnGuess("id")
+    if profile["integer_dot_zero"] and id_hint and integers + profile["integer_dot_zero"] == n:
+        # 12345.0 under an ID header: an ID column that went through a float.
+        return ColumnGuess("id", damaged_identifier=True)
+
+    if integers + profile["integer_dot_zero"] == n and profile["max_length"] <= 18:
+        return ColumnGuess("amount" if AMOUNT_HEADER.search(header) else "integer")
+
+    if profile["amount"] == n:
+        if profile["amount_decorated"] or AMOUNT_HEADER.search(header):
+            return ColumnGuess("amount")
+        return ColumnGuess("number")
+
+    if profile["boolean"] == n:
+        return ColumnGuess("boolean")
+
+    if date_hint and profile["serial_date"] == n:
+        return ColumnGuess("date")
+
+    if profile["code"] == n and (id_hint or profile["distinct"] >= 0.9 * n):
+        return ColumnGuess("id")
+
+    distinct = profile["distinct"]
+    if distinct <= MAX_CATEGORY_LEVELS and distinct <= 0.5 * n and profile["max_length"] <= MAX_CATEGORY_LENGTH:
+        return ColumnGuess("category")
+    return ColumnGuess("text")

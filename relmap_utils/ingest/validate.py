@@ -1,0 +1,202 @@
+"""Check an engagement's sources without running ingest (``relmap validate``).
+
+Only the start of each file is read: enough to detect the encoding and the
+separator, find the header and check the mapping. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import zipfile
+from pathlib import Path
+
+from relmap_utils import schema
+from relmap_utils.config import Engagement, Source
+from relmap_utils.errors import PrivacyError, RelmapError, SourceError
+from relmap_utils.ingest import privacy
+from relmap_utils.ingest.encoding import normalize_encoding, read_sample, sniff_encoding
+from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
+from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
+from relmap_utils.ingest.stage import check_required
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_BYTES = 1024 * 1024
+
+
+def _decode_sample(path: Path, encoding: str) -> tuple[str, str]:
+    sample = read_sample(path, SAMPLE_BYTES)
+    chosen = sniff_encoding(sample) if encoding.lower() == "auto" else normalize_encoding(encoding)
+    try:
+        text = codecs.getincrementaldecoder(chosen)().decode(sample, final=len(sample) < SAMPLE_BYTES)
+    except UnicodeDecodeError as exc:
+        line = sample[: exc.start].count(b"\n") + 1
+        raise SourceError("ingest.encoding_failed", file=str(path), encodings=chosen, line=line) from None
+    return text, chosen
+
+
+def _text_grid(source: Source, path: Path) -> tuple[list[tuple[int, list[str | None]]], int, list[str] | None]:
+    text, _ = _decode_sample(path, source.encoding)
+    lines = text.splitlines()
+    if source.fixed_width:
+        rows = []
+        for number, line in enumerate(lines[:HEAD_ROWS], start=1):
+            cells = [line[item.start - 1 : item.start - 1 + item.width].strip() or None for item in source.fixed_width]
+            rows.append((number, cells))
+        return rows, len(source.fixed_width), [item.name for item in source.fixed_width]
+
+    separator = SEPARATOR_NAMES.get(source.separator, source.separator)
+    separator = "\t" if separator == "tab" else separator
+    if source.separator == "auto":
+        separator, _ = sniff_separator(text)
+    if separator == SPACES:
+        records = [line.split() for line in lines[:HEAD_ROWS]]
+    else:
+        records = list(csv.reader(io.StringIO("\n".join(lines[:HEAD_ROWS])), delimiter=separator, quotechar='"'))
+    width = max((len(record) for record in records), default=1)
+    rows = [(number, [cell if cell.strip() else None for cell in record]) for number, record in enumerate(records, start=1)]
+    return rows, width, None
+
+
+def _excel_grid(source: Source, path: Path) -> tuple[list[tuple[int, list[str | None]]], int, list[Merge]]:
+    from relmap_utils.ingest.readers import _cell_text, _pick_sheet, _xlsx_merges
+
+    rows: list[tuple[int, list[str | None]]] = []
+    if path.suffix.lower() == ".xls":
+        import xlrd
+
+        book = xlrd.open_workbook(str(path), formatting_info=True, on_demand=True)
+        try:
+            sheet = book.sheet_by_name(_pick_sheet(book.sheet_names(), source.sheet, path, source.name))
+            for index in range(min(sheet.nrows, HEAD_ROWS)):
+                rows.append((index + 1, [_cell_text(cell.value) if cell.value != "" else None for cell in sheet.row(index)]))
+            merges = [Merge(rlo + 1, clo + 1, rhi, chi) for rlo, rhi, clo, chi in sheet.merged_cells]
+        finally:
+            book.release_resources()
+    else:
+        import openpyxl
+
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        try:
+            worksheet = workbook[_pick_sheet(workbook.sheetnames, source.sheet, path, source.name)]
+            for number, row in enumerate(worksheet.iter_rows(values_only=True, max_row=HEAD_ROWS), start=1):
+                rows.append((number, [_cell_text(value) for value in row]))
+            merges = _xlsx_merges(path, worksheet)
+        finally:
+            workbook.close()
+    width = max((len(cells) for _, cells in rows), default=1)
+    return [(number, cells + [None] * (width - len(cells))) for number, cells in rows], width, merges
+
+
+def source_headers(source: Source, engagement_dir: Path) -> list[str]:
+    """Return the column names a file source will have, from the start of the file.
+
+    Raises
+    ------
+    SourceError
+        When the file is missing or cannot be opened or decoded.
+    """
+    path = source.resolved_path(engagement_dir)
+    if not path.is_file():
+        raise SourceError("ingest.file_missing", source=source.name, file=str(path))
+    fmt = source.resolved_format(engagement_dir)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except (OSError, ValueError) as exc:
+            raise SourceError("ingest.parquet_unreadable", source=source.name, file=str(path), detail=type(exc).__name__) from None
+    if fmt == "excel":
+        try:
+            head, width, merges = _excel_grid(source, path)
+        except SourceError:
+            raise
+        except Exception as exc:  # openpyxl and xlrd raise many error classes for damaged files
+            raise SourceError("ingest.excel_unreadable", source=source.name, file=str(path), detail=type(exc).__name__) from None
+        names = None
+    else:
+        head, width, names = _text_grid(source, path)
+        merges = []
+    head = [(number, cells) for number, cells in head if number > source.skip_rows]
+    return detect_layout(head, width, source.header_rows, merges, names).names
+
+
+def _query_sources(source: Source, known: set[str]) -> tuple[list[str], list[str] | None]:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        parsed = sqlglot.parse_one(source.sql or "", read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise SourceError("ingest.query_failed", source=source.name, detail=str(exc).splitlines()[0], sources=", ".join(sorted(known))) from None
+    ctes = {cte.alias_or_name for cte in parsed.find_all(exp.CTE)}
+    unknown = sorted({table.name for table in parsed.find_all(exp.Table)} - known - ctes)
+    selects = parsed.named_selects if isinstance(parsed, exp.Query) else []
+    columns = None if not selects or "*" in selects else list(selects)
+    return unknown, columns
+
+
+def validate_sources(engagement: Engagement, engagement_dir: Path) -> list[RelmapError]:
+    """Check every source of an engagement without running ingest.
+
+    Checks that each file exists and opens, that its encoding and separator
+    can be detected from its start, that every mapped column is present,
+    that each canonical table gets its required columns, that query sources
+    name only known sources, and that the pseudonym key is set.
+
+    Parameters
+    ----------
+    engagement : Engagement
+        The validated engagement.yaml.
+    engagement_dir : Path
+        Folder of the engagement; relative source paths start there.
+
+    Returns
+    -------
+    list of RelmapError
+        One error per problem found; empty when all is well.
+    """
+    problems: list[RelmapError] = []
+    try:
+        privacy.get_key(engagement.privacy)
+    except PrivacyError as exc:
+        problems.append(exc)
+
+    known = {source.name for source in engagement.sources}
+    for source in engagement.sources:
+        if source.table is not None and source.table not in schema.TABLES:
+            problems.append(
+                SourceError("ingest.table_unknown", source=source.name, table=source.table, tables=", ".join(sorted(schema.TABLES)))
+            )
+            continue
+        try:
+            if source.sql is not None:
+                unknown, columns = _query_sources(source, known - {source.name})
+                if unknown:
+                    problems.append(
+                        SourceError("ingest.query_unknown_source", source=source.name, names=", ".join(unknown), sources=", ".join(sorted(known)))
+                    )
+                    continue
+                if columns is None:
+                    continue
+                headers = columns
+            else:
+                headers = source_headers(source, engagement_dir)
+
+            missing = sorted(set(source.columns) - set(headers))
+            if missing:
+                raise SourceError("ingest.columns_missing", source=source.name, columns=", ".join(missing), available=", ".join(headers) or "-")
+            targets = {mapping.name for mapping in source.columns.values()}
+            targets |= {header for header in headers if header not in source.columns}
+            targets |= set(source.constants)
+            check_required(source, targets)
+        except (SourceError, LookupError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, SourceError):
+                problems.append(exc)
+            else:
+                problems.append(SourceError("ingest.encoding_unknown", file=source.path or source.name, encoding=source.encoding))
+    return problems
