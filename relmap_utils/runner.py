@@ -303,21 +303,34 @@ def find_reusable_run(engagement_dir: Path, keys: Sequence[str]) -> tuple[Path, 
     return None
 
 
-def _copy_verified(source_run: Path, target_run: Path, record: Mapping[str, Any]) -> None:
-    source = source_run / record["path"]
-    if not source.is_file() or sha256_file(source) != record["sha256"]:
-        raise RunError("runner.reuse_hash_mismatch", file=str(source), run=source_run.name)
-    target = target_run / record["path"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
+def _stage_files(source_manifest: dict[str, Any], key: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    entry = next(item for item in source_manifest["stages"] if item["key"] == key)
+    records = [entry["executed_notebook"], *entry.get("artifacts", []), *entry.get("reports", [])]
+    return entry, [record for record in records if record]
+
+
+def verify_reusable(source_run: Path, source_manifest: dict[str, Any], keys: Sequence[str]) -> None:
+    """Check that the files of stages ``keys`` in ``source_run`` still match its manifest.
+
+    Raises
+    ------
+    RunError
+        When a file is missing or its sha256 differs from the manifest.
+    """
+    for key in keys:
+        for record in _stage_files(source_manifest, key)[1]:
+            source = source_run / record["path"]
+            if not source.is_file() or sha256_file(source) != record["sha256"]:
+                raise RunError("runner.reuse_hash_mismatch", file=str(source), run=source_run.name)
 
 
 def _reuse_stage(stage: Stage, source_run: Path, source_manifest: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    entry = next(item for item in source_manifest["stages"] if item["key"] == stage.key)
-    records = [entry["executed_notebook"], *entry.get("artifacts", []), *entry.get("reports", [])]
+    # The files were checked against the source manifest by verify_reusable before the run began.
+    entry, records = _stage_files(source_manifest, stage.key)
     for record in records:
-        if record:
-            _copy_verified(source_run, run_dir, record)
+        target = run_dir / record["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source_run / record["path"], target)
     return {
         "key": stage.key,
         "id": stage.id,
@@ -458,6 +471,7 @@ def run_engagement(
                     engagement=engagement.name,
                     stages=", ".join(stage.key for stage in plan.reuse),
                 )
+            verify_reusable(*source, [stage.key for stage in plan.reuse])
         run_dir = create_run_dir(engagement_dir, timezone)
         return _execute_run(
             engagement, engagement_dir, config_path, run_dir, plan, params, source, key_record,

@@ -221,6 +221,8 @@ def test_from_stage_rejects_changed_artifact(tmp_path, full_run):
     with pytest.raises(RunError, match="params_seen.json.*sha256"):
         run_engagement(engagement, from_stage="b", registry=full_run["registry"])
 
+    assert [path.name for path in (engagement / "runs").iterdir()] == [run_dir.name]
+
 
 def test_from_stage_without_success_fails(engagement, registry):
     with pytest.raises(RunError, match="没有可复用的成功运行.*a"):
