@@ -29,7 +29,6 @@ from relmap_utils.i18n import set_locale, tr
 from relmap_utils.notebook_exec import DEFAULT_CELL_TIMEOUT, execute_notebook, load_params_file, parse_param_pair
 from relmap_utils.paths import ENGAGEMENTS_DIR, TEMPLATE_DIR
 
-logger = logging.getLogger(__name__)
 
 NAME_PLACEHOLDER = "__ENGAGEMENT_NAME__"
 DEMO_STAMP = ".relmap-demo.json"

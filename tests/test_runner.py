@@ -478,3 +478,12 @@ def test_plan_stages_dependency_without_notebook():
 
     with pytest.raises(ConfigError, match="ingest"):
         plan_stages(available, _config(), ["profiling"])
+
+
+def test_registered_notebooks_declare_run_dir():
+    from relmap_utils.notebook_exec import check_parameters_cell
+    from relmap_utils.stages import STAGES, available_stages
+
+    assert [stage.key for stage in STAGES][:2] == ["ingest", "profiling"]
+    for stage in available_stages():
+        assert check_parameters_cell(stage.notebook_path, {"run_dir": ""}) == [], stage.key
