@@ -99,7 +99,7 @@ def parse_timestamp(
     compact_time = ibis.ifelse(text.re_search(COMPACT_DATETIME), text, ibis.null(dt.string))
     candidates.append(_try_strptime(compact_time, "%Y%m%d%H%M%S"))
 
-    separated = text.re_replace(SEPARATED_DATE, r"\1-\2-\3")
+    separated = text.re_replace(SEPARATED_DATE, r"\1-\2-\3 ")  # the space keeps any time apart
     candidates.append(
         ibis.ifelse(text.re_search(SEPARATED_DATE), separated.strip().try_cast(dt.timestamp), ibis.null(dt.timestamp))
     )

@@ -12,7 +12,8 @@ Guessing rules, applied to the non-missing values of a text column:
   scientific notation: ``id``, reported as damaged;
 - all parse as dates: ``date``, or ``datetime`` when some value has a time of
   day. Eight-digit integers count as dates only when the header names a date
-  (日期, 时间, date, time, ...) or a configured format matches;
+  (日期, 时间, date, time, ...) or a configured format matches; five-digit
+  Excel serial day numbers count under such a header in Excel sources;
 - all are digits (an 18-character resident ID may end in X), and a value has a
   leading zero, or a value has 12 or more digits, or the header names an
   identifier (号, 码, 代码, id, code, ...): ``id``;
@@ -194,6 +195,9 @@ def decide_type(header: str, profile: dict[str, int], has_formats: bool = False)
         if not compact_only or date_hint or configured:
             return ColumnGuess("datetime" if profile["time_of_day"] else "date")
 
+    if date_hint and profile["serial_date"] == n:
+        return ColumnGuess("date")
+
     id_hint = bool(ID_HEADER.search(header))
     if profile["digits"] == n or profile["resident_id_shape"] == n:
         if profile["leading_zero"] or profile["long_digits"] or id_hint or profile["id_with_x"]:
@@ -212,9 +216,6 @@ def decide_type(header: str, profile: dict[str, int], has_formats: bool = False)
 
     if profile["boolean"] == n:
         return ColumnGuess("boolean")
-
-    if date_hint and profile["serial_date"] == n:
-        return ColumnGuess("date")
 
     if profile["code"] == n and (id_hint or profile["distinct"] >= 0.9 * n):
         return ColumnGuess("id")
