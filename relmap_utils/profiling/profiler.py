@@ -1,0 +1,416 @@
+"""Profile one table or all tables of a run: the passes over the data, in order.
+
+A table is read in a fixed number of queries whatever its width:
+
+1. one aggregate with the summary metrics of every column;
+2. one aggregate with personal-data pattern counts, only for undeclared text
+   columns with many distinct values (often none);
+3. one query with the histogram bins and outlier counts of all numeric
+   columns, and one aggregate with their Pearson correlations (on a sample of
+   about 100,000 rows for larger tables);
+4. one query with the top values of all category and boolean columns, one
+   with rows per month, and one counting duplicate keys.
+
+Semantic types are decided between passes 1 and 3, because they select the
+statistics a column gets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+import ibis.expr.types as ir
+
+from relmap_utils import schema as canonical_schema
+from relmap_utils.errors import StageError
+from relmap_utils.profiling import integrity, stats
+from relmap_utils.profiling.findings import collect_findings, quality_score
+from relmap_utils.profiling.model import QUANTILES, ColumnProfile, Profile, SemanticType, TableProfile
+from relmap_utils.profiling.semantic import decide_type, declared_type, needs_pattern_scan
+
+logger = logging.getLogger(__name__)
+
+# Tables up to this many rows get exact distinct counts and quantiles; larger
+# tables get HyperLogLog counts and t-digest quantiles, whose memory does not
+# grow with the table (exact ones need every value in memory at once).
+EXACT_LIMIT = 100_000
+# Correlations are computed for at most this many numeric columns (n (n - 1) / 2 pairs).
+MAX_CORRELATION_COLUMNS = 60
+# Larger tables get their correlations from a random sample of about this many rows.
+CORRELATION_SAMPLE_ROWS = 100_000
+
+# Semantic types whose values are shown as top values.
+_TOP_VALUE_TYPES = ("category", "boolean")
+# Semantic types whose minimum and maximum may be shown.
+_RANGE_TYPES = ("category", "numeric", "date")
+
+
+def profile_table(
+    table: ir.Table,
+    name: str,
+    column_meta: Mapping[str, Mapping[str, Any]] | None = None,
+    key: Sequence[str] | None = None,
+    date_column: str | None = None,
+    *,
+    top_n: int = 10,
+    histogram_bins: int = 20,
+    exact_limit: int = EXACT_LIMIT,
+    as_of: dt.date | None = None,
+    schema: ModuleType = canonical_schema,
+) -> TableProfile:
+    """Profile one table by SQL pushdown.
+
+    Parameters
+    ----------
+    table : ibis.Table
+        The table to profile; only aggregates are fetched from it.
+    name : str
+        Table name. For a canonical table (see :mod:`relmap_utils.schema`) the
+        schema supplies column types, key and date column.
+    column_meta : mapping, optional
+        Ingest's ``columns.json`` entry of this table: column name to
+        ``{"type", "role", "declared", "pseudonymized", ...}``. A declared
+        role fixes the semantic type; undeclared columns are inferred.
+    key : sequence of str, optional
+        Columns that should identify a row; default the schema key when all its
+        columns are present, else no key check.
+    date_column : str, optional
+        Column for rows per month; default the schema's date column, else
+        the first column of semantic type date.
+    top_n : int, default=10
+        Top values reported per category or boolean column.
+    histogram_bins : int, default=20
+        Bins per numeric histogram.
+    exact_limit : int, default=100_000
+        Tables with more rows get approximate distinct counts and quantiles.
+    as_of : datetime.date, optional
+        Profiling date for the plausibility check of dates; default today.
+    schema : module, default=relmap_utils.schema
+        Module with the canonical ``TABLES``.
+
+    Returns
+    -------
+    TableProfile
+
+    Raises
+    ------
+    StageError
+        When ``key`` or ``date_column`` names a column the table lacks, or
+        ``date_column`` is not a date.
+    """
+    started = time.perf_counter()
+    column_meta = column_meta or {}
+    table_schema = table.schema()
+    schema_table = schema.TABLES.get(name)
+    key = _resolve_key(name, table_schema, key, schema_table)
+    _check_date_column(name, table_schema, date_column)
+    as_of = as_of or dt.date.today()
+
+    rows = int(table.count().to_pyarrow().as_py())
+    exact = rows <= exact_limit
+    logger.info("profiling table %s: %d rows, %d columns", name, rows, len(table_schema))
+
+    summaries, key_null_rows = _summary_pass(table, key, exact, as_of)
+    _pattern_pass(table, summaries, column_meta, schema_table)
+    semantics = {
+        column: decide_type(
+            column,
+            dtype,
+            summaries[column],
+            column_meta.get(column),
+            schema_table.column(column) if schema_table else None,
+        )
+        for column, dtype in table_schema.items()
+    }
+    columns = {
+        column: _column_profile(name, column, dtype, rows, exact, summaries[column], semantics[column],
+                                column_meta.get(column))
+        for column, dtype in table_schema.items()
+    }
+    numeric = [column for column, profile in columns.items() if profile.semantic_type == "numeric"]
+
+    _distribution_pass(table, columns, numeric, histogram_bins)
+    correlations = _correlation_pass(table, numeric, rows)
+    # Pseudonyms are never listed, even where a declared role makes the column a category.
+    top_columns = [
+        column for column, profile in columns.items()
+        if profile.semantic_type in _TOP_VALUE_TYPES and not profile.pseudonymized
+    ]
+    for column, values in stats.top_values(table, top_columns, top_n).items():
+        columns[column].top_values = values
+
+    required = list(schema_table.required) if schema_table else []
+    profile = TableProfile(
+        name=name,
+        rows=rows,
+        columns=columns,
+        key=key,
+        key_null_rows=key_null_rows,
+        correlations=correlations,
+        required_columns=[c for c in required if c in table_schema],
+        missing_required=[c for c in required if c not in table_schema],
+        exact=exact,
+    )
+    if key:
+        counts = stats.duplicate_keys(table, key)
+        profile.duplicate_keys = counts["duplicate_keys"]
+        profile.duplicate_key_rows = counts["duplicate_key_rows"]
+    _date_pass(table, profile, date_column, schema_table)
+
+    profile.seconds = time.perf_counter() - started
+    logger.info("profiled table %s in %.1f s", name, profile.seconds)
+    return profile
+
+
+def profile_tables(
+    tables: Mapping[str, ir.Table],
+    column_meta: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    schema: ModuleType = canonical_schema,
+    *,
+    top_n: int = 10,
+    histogram_bins: int = 20,
+    exact_limit: int = EXACT_LIMIT,
+    as_of: dt.date | None = None,
+    max_orphan_samples: int = 5,
+) -> Profile:
+    """Profile every table, check integrity across tables, rank findings and score quality.
+
+    Parameters
+    ----------
+    tables : mapping of str to ibis.Table
+        Table name to table, usually the canonical tables of a run.
+    column_meta : mapping, optional
+        Ingest's ``columns.json``: table name to column name to metadata.
+    schema : module, default=relmap_utils.schema
+        Module with the canonical ``TABLES`` (keys, date columns, references).
+    top_n, histogram_bins, exact_limit, as_of
+        Passed to :func:`profile_table`.
+    max_orphan_samples : int, default=5
+        Orphan keys listed per reference (pseudonyms after ingest).
+
+    Returns
+    -------
+    Profile
+        With ``findings`` sorted by severity and ``score`` set.
+    """
+    column_meta = column_meta or {}
+    profiles = {
+        name: profile_table(
+            table,
+            name,
+            column_meta.get(name),
+            top_n=top_n,
+            histogram_bins=histogram_bins,
+            exact_limit=exact_limit,
+            as_of=as_of,
+            schema=schema,
+        )
+        for name, table in tables.items()
+    }
+    profile = Profile(tables=profiles)
+    profile.references = integrity.check_references(tables, profiles, schema, max_samples=max_orphan_samples)
+    profile.date_overlaps = integrity.date_overlaps(profiles, schema)
+    profile.findings = collect_findings(profile)
+    profile.score = quality_score(profile)
+    return profile
+
+
+def _resolve_key(
+    name: str,
+    table_schema: Any,
+    key: Sequence[str] | None,
+    schema_table: Any,
+) -> tuple[str, ...]:
+    if key is None:
+        if schema_table is not None and schema_table.key and all(c in table_schema for c in schema_table.key):
+            return tuple(schema_table.key)
+        return ()
+    missing = [column for column in key if column not in table_schema]
+    if missing:
+        raise StageError(
+            "profiling.unknown_key_column",
+            table=name,
+            columns=", ".join(missing),
+            available=", ".join(table_schema.names),
+        )
+    return tuple(key)
+
+
+def _check_date_column(name: str, table_schema: Any, date_column: str | None) -> None:
+    if date_column is None:
+        return
+    if date_column not in table_schema:
+        raise StageError(
+            "profiling.unknown_date_column",
+            table=name,
+            column=date_column,
+            available=", ".join(table_schema.names),
+        )
+    dtype = table_schema[date_column]
+    if not (dtype.is_date() or dtype.is_timestamp()):
+        raise StageError("profiling.date_column_not_date", table=name, column=date_column, type=str(dtype))
+
+
+def _summary_pass(
+    table: ir.Table,
+    key: tuple[str, ...],
+    exact: bool,
+    as_of: dt.date,
+) -> tuple[dict[str, dict[str, Any]], int | None]:
+    metrics: dict[tuple[str, str], ir.Scalar] = {}
+    for column in table.columns:
+        for stat, expression in stats.summary_metrics(table[column], exact=exact, as_of=as_of).items():
+            metrics[(column, stat)] = expression
+    if key:
+        metrics[("", "key_nulls")] = stats.key_null_metric(table, key)
+
+    values = stats.run_aggregate(table, metrics)
+    summaries: dict[str, dict[str, Any]] = {column: {} for column in table.columns}
+    key_null_rows = None
+    for (column, stat), value in values.items():
+        if stat == "key_nulls":
+            key_null_rows = int(value or 0)
+        else:
+            summaries[column][stat] = value
+    return summaries, key_null_rows
+
+
+def _pattern_pass(
+    table: ir.Table,
+    summaries: dict[str, dict[str, Any]],
+    column_meta: Mapping[str, Mapping[str, Any]],
+    schema_table: Any,
+) -> None:
+    metrics: dict[tuple[str, str], ir.Scalar] = {}
+    for column, dtype in table.schema().items():
+        schema_column = schema_table.column(column) if schema_table else None
+        if declared_type(column, column_meta.get(column), schema_column) is not None:
+            continue
+        if needs_pattern_scan(dtype, summaries[column]):
+            for stat, expression in stats.pattern_metrics(table[column]).items():
+                metrics[(column, stat)] = expression
+    for (column, stat), value in stats.run_aggregate(table, metrics).items():
+        count = int(value or 0)
+        if stat == "spaces":
+            summaries[column]["spaces"] = count
+        else:
+            summaries[column].setdefault("pattern_matches", {})[stat] = count
+
+
+def _column_profile(
+    table: str,
+    column: str,
+    dtype: Any,
+    rows: int,
+    exact: bool,
+    summary: Mapping[str, Any],
+    semantic: SemanticType,
+    meta: Mapping[str, Any] | None,
+) -> ColumnProfile:
+    kind = semantic.type
+    profile = ColumnProfile(
+        table=table,
+        name=column,
+        physical_type=str(dtype),
+        semantic=semantic,
+        rows=rows,
+        count=int(summary.get("count") or 0),
+        distinct=int(summary.get("distinct") or 0),
+        distinct_exact=exact,
+        pseudonymized=bool((meta or {}).get("pseudonymized")),
+        quantiles_exact=exact,
+        pattern_matches=dict(summary.get("pattern_matches") or {}),
+    )
+    if kind in _RANGE_TYPES and not profile.pseudonymized:
+        profile.min, profile.max = summary.get("min"), summary.get("max")
+    if kind not in ("personal", "text"):
+        profile.mean_length = stats.clean_number(summary.get("mean_length"))
+        profile.max_length = summary.get("max_length")
+    if kind == "identifier":
+        profile.damaged_identifiers = summary.get("damaged_identifiers")
+    if kind == "date":
+        profile.implausible_dates = int(summary.get("implausible_dates") or 0)
+    if kind == "numeric":
+        profile.mean = stats.clean_number(summary.get("mean"))
+        profile.std = stats.clean_number(summary.get("std"))
+        profile.zeros = int(summary.get("zeros") or 0)
+        profile.negatives = int(summary.get("negatives") or 0)
+        levels = summary.get("quantiles")
+        if levels is not None:
+            profile.quantiles = {
+                label: stats.clean_number(value) for label, value in zip(QUANTILES, levels, strict=True)
+            }
+    return profile
+
+
+def _distribution_pass(
+    table: ir.Table,
+    columns: dict[str, ColumnProfile],
+    numeric: list[str],
+    bins: int,
+) -> None:
+    specs = {}
+    dtypes = table.schema()
+    for column in numeric:
+        profile = columns[column]
+        minimum, maximum = stats.clean_number(profile.min), stats.clean_number(profile.max)
+        if minimum is None or maximum is None:
+            continue
+        low, high = stats.histogram_range(minimum, maximum, profile.quantiles)
+        fences = stats.outlier_fences(profile.quantiles)
+        profile.lower_fence, profile.upper_fence = fences or (None, None)
+        specs[column] = stats.BinSpec(low, high, bins, stats.is_integer_type(dtypes[column]), fences)
+
+    for column, distribution in stats.distributions(table, specs).items():
+        profile = columns[column]
+        profile.histogram = distribution.histogram
+        profile.outliers_low = distribution.outliers_low
+        profile.outliers_high = distribution.outliers_high
+
+
+def _correlation_pass(table: ir.Table, numeric: list[str], rows: int) -> list[tuple[str, str, float]]:
+    if len(numeric) > MAX_CORRELATION_COLUMNS:
+        logger.warning(
+            "table has %d numeric columns; correlations cover the first %d only",
+            len(numeric),
+            MAX_CORRELATION_COLUMNS,
+        )
+    source, metrics = stats.correlation_metrics(
+        table, numeric[:MAX_CORRELATION_COLUMNS], sample_rows=CORRELATION_SAMPLE_ROWS, rows=rows
+    )
+    correlations = []
+    for (first, second), value in stats.run_aggregate(source, metrics).items():
+        number = stats.clean_number(value)
+        if number is not None:
+            correlations.append((first, second, number))
+    return correlations
+
+
+def _date_pass(table: ir.Table, profile: TableProfile, date_column: str | None, schema_table: Any) -> None:
+    if date_column is None and schema_table is not None and schema_table.date_column in profile.columns:
+        date_column = schema_table.date_column
+    if date_column is None:
+        date_column = next((c for c, p in profile.columns.items() if p.semantic_type == "date"), None)
+    if date_column is None:
+        return
+    dtype = table.schema()[date_column]
+    if not (dtype.is_date() or dtype.is_timestamp()):
+        logger.warning("date column %s.%s has type %s; rows per month skipped", profile.name, date_column, dtype)
+        return
+
+    column = profile.columns[date_column]
+    profile.date_column = date_column
+    profile.date_min = _as_date(column.min)
+    profile.date_max = _as_date(column.max)
+    profile.rows_per_month = stats.rows_per_month(table, date_column)
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value

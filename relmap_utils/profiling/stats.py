@@ -1,0 +1,432 @@
+"""Column and table statistics computed by SQL pushdown through Ibis.
+
+Each function builds one Ibis expression and brings back only aggregates:
+a single row of metrics, a few hundred histogram bins or top values, one row
+per month. No function here loads a table's rows into Python.
+
+Metrics of many columns are batched into one aggregate query
+(:func:`run_aggregate`), so a table is scanned a handful of times whatever its
+width. The expressions use portable Ibis operations; on DuckDB the distinct
+counts and quantiles of large tables are approximate (HyperLogLog and
+t-digest, see :func:`summary_metrics`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from ibis.expr import datatypes as idt
+
+from relmap_utils.profiling.model import QUANTILES, Histogram
+from relmap_utils.profiling.semantic import DAMAGED_ID_PATTERN, PII_PATTERNS
+
+# Tukey's fences: values beyond k interquartile ranges outside the quartiles.
+IQR_FACTOR = 1.5
+# Dates before this day are treated as placeholders (1900-01-01, 0001-01-01).
+EARLIEST_PLAUSIBLE_DATE = dt.date(1900, 1, 1)
+# Dates more than this many days after the profiling date are implausible.
+FUTURE_TOLERANCE_DAYS = 366
+# A histogram spans the 1st to 99th percentile, with the tails counted apart,
+# when the full range is more than this many times wider.
+LONG_TAIL_FACTOR = 10.0
+
+
+def run_aggregate(table: ir.Table, metrics: Mapping[Hashable, ir.Scalar]) -> dict[Hashable, Any]:
+    """Evaluate many scalar aggregates of ``table`` in one query.
+
+    Parameters
+    ----------
+    table : ibis.Table
+        Table the metrics are computed over.
+    metrics : mapping
+        Any hashable label (for example ``("age", "mean")``) to an Ibis
+        scalar aggregate expression of ``table``.
+
+    Returns
+    -------
+    dict
+        The same labels mapped to Python values.
+    """
+    if not metrics:
+        return {}
+    labels = list(metrics)
+    aliased = {f"m{index}": metrics[label] for index, label in enumerate(labels)}
+    row = table.aggregate(**aliased).to_pyarrow().to_pylist()[0]
+    return {label: row[f"m{index}"] for index, label in enumerate(labels)}
+
+
+def summary_metrics(
+    column: ir.Column,
+    *,
+    exact: bool,
+    as_of: dt.date,
+) -> dict[str, ir.Scalar]:
+    """Return the first-pass metrics of one column, by physical type.
+
+    Every column gets ``count`` (non-null) and ``distinct``. Numbers, text and
+    dates get ``min`` and ``max``. Numbers also get ``mean``, ``std`` (sample
+    standard deviation, n - 1), ``quantiles`` (the levels of
+    :data:`~relmap_utils.profiling.model.QUANTILES`), ``zeros`` and
+    ``negatives``; text gets ``mean_length``, ``max_length`` and
+    ``damaged_identifiers`` (values in scientific notation such as 6.2E+18);
+    dates get ``implausible_dates`` (before 1900-01-01 or more than a year
+    after ``as_of``); booleans get ``true``.
+
+    Parameters
+    ----------
+    column : ibis Column
+    exact : bool
+        Exact distinct counts and quantiles when true; otherwise
+        ``approx_nunique`` (HyperLogLog) and ``approx_quantile`` (t-digest on
+        DuckDB), whose memory does not grow with the table.
+    as_of : datetime.date
+        Profiling date for the plausibility check of dates.
+
+    Returns
+    -------
+    dict of str to ibis Scalar
+    """
+    dtype = column.type()
+    metrics: dict[str, ir.Scalar] = {
+        "count": column.count(),
+        "distinct": column.nunique() if exact else column.approx_nunique(),
+    }
+    if dtype.is_numeric():
+        values = column.cast("float64")
+        levels = list(QUANTILES.values())
+        metrics.update(
+            min=values.min(),
+            max=values.max(),
+            mean=values.mean(),
+            std=values.std(how="sample"),
+            quantiles=values.quantile(levels) if exact else values.approx_quantile(levels),
+            zeros=(values == 0).sum(),
+            negatives=(values < 0).sum(),
+        )
+    elif dtype.is_string():
+        lengths = column.length()
+        metrics.update(
+            min=column.min(),
+            max=column.max(),
+            mean_length=lengths.mean(),
+            max_length=lengths.max(),
+            # The substring test first lets the regex run only on candidate values.
+            damaged_identifiers=(
+                (column.contains("E+") | column.contains("e+")) & column.re_search(DAMAGED_ID_PATTERN)
+            ).sum(),
+        )
+    elif dtype.is_temporal() and (dtype.is_date() or dtype.is_timestamp()):
+        days = column.date() if dtype.is_timestamp() else column
+        latest = as_of + dt.timedelta(days=FUTURE_TOLERANCE_DAYS)
+        metrics.update(
+            min=column.min(),
+            max=column.max(),
+            implausible_dates=((days < EARLIEST_PLAUSIBLE_DATE) | (days > latest)).sum(),
+        )
+    elif dtype.is_boolean():
+        metrics["true"] = column.cast("int64").sum()
+    return metrics
+
+
+def pattern_metrics(column: ir.StringColumn) -> dict[str, ir.Scalar]:
+    """Return counts of personal-data pattern matches and of values containing a space.
+
+    The keys are the names of :data:`~relmap_utils.profiling.semantic.PII_PATTERNS`
+    and ``"spaces"``.
+    """
+    metrics = {name: column.re_search(pattern).sum() for name, pattern in PII_PATTERNS.items()}
+    metrics["spaces"] = column.contains(" ").sum()
+    return metrics
+
+
+def outlier_fences(quantiles: Mapping[str, float] | None) -> tuple[float, float] | None:
+    """Return Tukey's fences (Q1 - 1.5 IQR, Q3 + 1.5 IQR), or ``None``.
+
+    ``None`` when the quartiles are unknown or equal: with a zero
+    interquartile range every value off the mode would count as an outlier.
+    """
+    if not quantiles or quantiles.get("p25") is None or quantiles.get("p75") is None:
+        return None
+    low, high = quantiles["p25"], quantiles["p75"]
+    spread = high - low
+    if not spread > 0:
+        return None
+    return low - IQR_FACTOR * spread, high + IQR_FACTOR * spread
+
+
+def correlation_metrics(
+    table: ir.Table,
+    columns: Sequence[str],
+    *,
+    sample_rows: int | None = None,
+    rows: int | None = None,
+    seed: int = 20240601,
+) -> tuple[ir.Table, dict[tuple[str, str], ir.Scalar]]:
+    """Return Pearson correlation expressions for every pair of ``columns``.
+
+    SQL ``corr`` drops rows where either value is null (pairwise deletion). The
+    coefficient is the same whether computed with population or sample
+    moments (the n - 1 factors cancel), and DuckDB has only the former.
+
+    Parameters
+    ----------
+    table : ibis.Table
+    columns : sequence of str
+    sample_rows, rows : int, optional
+        When ``rows`` exceeds ``sample_rows``, the correlations are computed
+        on a Bernoulli sample of about ``sample_rows`` rows. With 100,000 rows
+        the standard error of r is at most 1 / sqrt(100,000), about 0.003.
+    seed : int
+        Seed of the sample. DuckDB repeats a seeded sample exactly only on
+        one thread, so on several threads the last digits may vary between runs.
+
+    Returns
+    -------
+    (ibis.Table, dict)
+        The table to aggregate over (the sample or ``table``) and the
+        expressions keyed by column pair.
+    """
+    source = table
+    if sample_rows and rows and rows > sample_rows:
+        source = table.sample(sample_rows / rows, method="row", seed=seed)
+    metrics: dict[tuple[str, str], ir.Scalar] = {}
+    for index, first in enumerate(columns):
+        for second in columns[index + 1:]:
+            metrics[(first, second)] = source[first].cast("float64").corr(source[second].cast("float64"), how="pop")
+    return source, metrics
+
+
+def histogram_range(
+    minimum: float,
+    maximum: float,
+    quantiles: Mapping[str, float] | None,
+) -> tuple[float, float]:
+    """Return the value range the histogram bins cover.
+
+    The full range from minimum to maximum, unless it is more than
+    :data:`LONG_TAIL_FACTOR` times wider than the 1st to 99th percentile. Then
+    the bins cover the 1st to 99th percentile so that a few extreme balances
+    do not squeeze every other customer into one bar, and the values outside
+    are counted in :attr:`Histogram.below` and :attr:`Histogram.above`.
+    """
+    if quantiles and quantiles.get("p01") is not None and quantiles.get("p99") is not None:
+        inner = quantiles["p99"] - quantiles["p01"]
+        if inner > 0 and (maximum - minimum) > LONG_TAIL_FACTOR * inner:
+            return quantiles["p01"], quantiles["p99"]
+    return minimum, maximum
+
+
+@dataclass
+class BinSpec:
+    """How to bin one numeric column: range, bin count and optional outlier fences."""
+
+    low: float
+    high: float
+    bins: int
+    integer: bool = False
+    fences: tuple[float, float] | None = None
+
+
+@dataclass
+class Distribution:
+    """Histogram of one column and, when fences were given, its outlier counts."""
+
+    histogram: Histogram
+    outliers_low: int | None = None
+    outliers_high: int | None = None
+
+
+def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Distribution]:
+    """Count values per equal-width bin, and outliers, for several numeric columns in one query.
+
+    Each column contributes a group-by on (bin, side of the outlier fences) to
+    one union, so the outlier counts cost no extra scan.
+
+    Parameters
+    ----------
+    table : ibis.Table
+    specs : mapping of str to BinSpec
+        Integer columns get bins of a whole-number width centred on the
+        integers (one bin per value when the range has at most ``bins``
+        values), so they may get fewer than ``bins`` bins.
+
+    Returns
+    -------
+    dict of str to Distribution
+        Columns with ``low == high`` get an empty histogram.
+    """
+    layouts: dict[str, tuple[list[float], int]] = {}
+    parts = []
+    for index, (name, spec) in enumerate(specs.items()):
+        low, high, bins = spec.low, spec.high, spec.bins
+        if spec.integer:
+            low, high = math.floor(low), math.ceil(high)
+        if spec.integer and high > low:
+            # Whole-number bins centred on the integers, so no bin straddles
+            # a value and every bin holds the same number of possible values.
+            width = math.ceil((high - low + 1) / bins)
+            bins = math.ceil((high - low + 1) / width)
+            low, high = low - 0.5, low - 0.5 + bins * width
+        if not high > low:
+            continue
+        width = (high - low) / bins
+        layouts[name] = ([low + step * width for step in range(bins)] + [high], bins)
+
+        values = table[name].cast("float64")
+        bucket = ibis.cases(
+            (values < low, -1),
+            (values > high, bins),
+            else_=((values - low) / width).floor().cast("int64").clip(upper=bins - 1),
+        ).cast("int64")
+        side = ibis.literal(0, type="int64")
+        if spec.fences is not None:
+            side = ibis.cases((values < spec.fences[0], -1), (values > spec.fences[1], 1), else_=0).cast("int64")
+        part = (
+            table.filter(values.notnull())
+            .group_by(bucket=bucket, side=side)
+            .aggregate(rows=ibis._.count())
+            .mutate(column_index=ibis.literal(index, type="int64"))
+        )
+        parts.append(part)
+
+    counted: dict[int, dict[int, int]] = {}
+    sides: dict[int, dict[int, int]] = {}
+    if parts:
+        for row in ibis.union(*parts, distinct=False).to_pyarrow().to_pylist():
+            index, rows = row["column_index"], int(row["rows"])
+            buckets = counted.setdefault(index, {})
+            buckets[row["bucket"]] = buckets.get(row["bucket"], 0) + rows
+            by_side = sides.setdefault(index, {})
+            by_side[row["side"]] = by_side.get(row["side"], 0) + rows
+
+    output: dict[str, Distribution] = {}
+    for index, (name, spec) in enumerate(specs.items()):
+        if name not in layouts:
+            output[name] = Distribution(Histogram(edges=[spec.low, spec.high], counts=[]))
+            continue
+        edges, bins = layouts[name]
+        buckets = counted.get(index, {})
+        histogram = Histogram(
+            edges=edges,
+            counts=[buckets.get(step, 0) for step in range(bins)],
+            below=buckets.get(-1, 0),
+            above=buckets.get(bins, 0),
+        )
+        distribution = Distribution(histogram)
+        if spec.fences is not None:
+            distribution.outliers_low = sides.get(index, {}).get(-1, 0)
+            distribution.outliers_high = sides.get(index, {}).get(1, 0)
+        output[name] = distribution
+    return output
+
+
+def top_values(table: ir.Table, columns: Sequence[str], top_n: int) -> dict[str, list[tuple[str, int]]]:
+    """Return the ``top_n`` most frequent non-null values of each column, as text.
+
+    Ties are broken by the value, so the output is deterministic. All columns
+    are answered by one query (a union of per-column group-bys).
+    """
+    parts = []
+    for index, name in enumerate(columns):
+        column = table[name]
+        part = (
+            table.filter(column.notnull())
+            .group_by(value=column.cast("string"))
+            .aggregate(rows=ibis._.count())
+            .order_by([ibis.desc("rows"), "value"])
+            .limit(top_n)
+            .mutate(column_index=ibis.literal(index, type="int64"))
+        )
+        parts.append(part)
+    output: dict[str, list[tuple[str, int]]] = {name: [] for name in columns}
+    if not parts:
+        return output
+
+    result = ibis.union(*parts, distinct=False).to_pyarrow().to_pylist()
+    for row in result:
+        output[columns[row["column_index"]]].append((row["value"], int(row["rows"])))
+    for name in output:
+        output[name].sort(key=lambda item: (-item[1], item[0]))
+    return output
+
+
+def rows_per_month(table: ir.Table, column: str) -> list[tuple[str, int]]:
+    """Return ``("YYYY-MM", rows)`` for every month from the first to the last date.
+
+    Months inside the range without rows appear with 0, so gaps in an
+    extract are visible.
+    """
+    values = table[column]
+    months = (
+        table.filter(values.notnull())
+        .group_by(month=values.truncate("M"))
+        .aggregate(rows=ibis._.count())
+        .to_pyarrow()
+        .to_pylist()
+    )
+    counts = {_month_label(row["month"]): int(row["rows"]) for row in months}
+    if not counts:
+        return []
+    return [(label, counts.get(label, 0)) for label in _month_range(min(counts), max(counts))]
+
+
+def key_null_metric(table: ir.Table, key: Sequence[str]) -> ir.Scalar:
+    """Return the count of rows where any key column is null."""
+    any_null = ibis.or_(*[table[name].isnull() for name in key])
+    return any_null.sum()
+
+
+def duplicate_keys(table: ir.Table, key: Sequence[str]) -> dict[str, int]:
+    """Count key values that occur more than once, and the rows carrying them.
+
+    Rows with a null in any key column are left out (see :func:`key_null_metric`).
+
+    Returns
+    -------
+    dict
+        ``duplicate_keys``: distinct key values found on two or more rows;
+        ``duplicate_key_rows``: rows carrying such a key value.
+    """
+    complete = ibis.and_(*[table[name].notnull() for name in key])
+    groups = table.filter(complete).group_by(list(key)).aggregate(rows=ibis._.count())
+    repeated = groups.rows > 1
+    row = groups.aggregate(
+        duplicate_keys=repeated.sum(),
+        duplicate_key_rows=groups.rows.sum(where=repeated),
+    ).to_pyarrow().to_pylist()[0]
+    return {name: int(value or 0) for name, value in row.items()}
+
+
+def is_integer_type(dtype: idt.DataType) -> bool:
+    """Return whether values of ``dtype`` are whole numbers (integers, scale-0 decimals)."""
+    if dtype.is_integer():
+        return True
+    return bool(dtype.is_decimal() and dtype.scale == 0)
+
+
+def clean_number(value: Any) -> float | None:
+    """Return ``value`` as a float, with NaN and infinities as ``None``."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _month_label(value: Any) -> str:
+    return f"{value.year:04d}-{value.month:02d}"
+
+
+def _month_range(first: str, last: str) -> Iterable[str]:
+    year, month = int(first[:4]), int(first[5:])
+    end = (int(last[:4]), int(last[5:]))
+    while (year, month) <= end:
+        yield f"{year:04d}-{month:02d}"
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
