@@ -18,7 +18,7 @@ import ibis.expr.types as ir
 # Year, month and day in that order, separated by - / . or 年 月 (日), with an
 # optional time. Day-first and month-first orders (05/01/2023) are not
 # guessed because they are ambiguous; such files need a date format in the config.
-SEPARATED_DATE = r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+SEPARATED_DATE = r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?T?"
 COMPACT_DATE = r"^\d{8}(\.0+)?$"  # 20230105, also 20230105.0 from a float export
 COMPACT_DATETIME = r"^\d{14}$"  # 20230105143000
 EXCEL_SERIAL = r"^\d{5}(\.\d+)?$"  # days since 1899-12-30 (1927-05-18 .. 2173-10-14)

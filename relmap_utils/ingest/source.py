@@ -10,6 +10,7 @@ temporary DuckDB table. Privacy treatments come later, per canonical table
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -106,8 +107,13 @@ def value_shape(value: str) -> str:
     return shape[:40]
 
 
-def _internal_name(kind: str, source: Source) -> str:
-    return f"__relmap_{kind}_{source.name}"
+_READ_NUMBER = itertools.count(1)
+
+
+def _internal_name(kind: str, source: Source, number: int) -> str:
+    # Numbered per call, so reading a source again never replaces the table
+    # behind an earlier ReadResult.
+    return f"__relmap_{kind}_{source.name}_{number}"
 
 
 def _drop(con: Any, *names: str) -> None:
@@ -121,8 +127,8 @@ def _drop(con: Any, *names: str) -> None:
             con.execute(f'DROP {kind} IF EXISTS "{name}"')
 
 
-def _load_grid(source: Source, fmt: str, path: Path, con: Any, temp_dir: Path | None) -> readers.RawGrid:
-    name = _internal_name("raw", source)
+def _load_grid(source: Source, fmt: str, path: Path, con: Any, temp_dir: Path | None, number: int) -> readers.RawGrid:
+    name = _internal_name("raw", source, number)
     if fmt == "excel":
         return readers.read_excel(con, path, source.sheet, name, source.name)
     with prepare_utf8(path, source.encoding, temp_dir) as prepared:
@@ -137,10 +143,10 @@ def _load_grid(source: Source, fmt: str, path: Path, con: Any, temp_dir: Path | 
 
 
 def _text_table(
-    source: Source, fmt: str, path: Path, backend: Any, temp_dir: Path | None, info: dict[str, Any]
+    source: Source, fmt: str, path: Path, backend: Any, temp_dir: Path | None, info: dict[str, Any], number: int
 ) -> tuple[ir.Table, Layout]:
     con = backend.con
-    grid = _load_grid(source, fmt, path, con, temp_dir)
+    grid = _load_grid(source, fmt, path, con, temp_dir, number)
     info.update(grid.info)
     head = readers.head_rows(con, grid.table_name, grid.width, source.skip_rows)
     layout = detect_layout(head, grid.width, source.header_rows, grid.merges, grid.fixed_names)
@@ -179,11 +185,11 @@ def _text_table(
     return table, layout
 
 
-def _query_table(source: Source, backend: Any, staging: dict[str, ir.Table] | None) -> ir.Table:
+def _query_table(source: Source, backend: Any, staging: dict[str, ir.Table] | None, number: int) -> ir.Table:
     con = backend.con
     for name, table in (staging or {}).items():
         con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {backend.compile(table)}')
-    view = _internal_name("query", source)
+    view = _internal_name("query", source, number)
     try:
         con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {source.sql}')
     except Exception as exc:  # duckdb raises parser, binder and catalog errors alike
@@ -202,7 +208,7 @@ def _plan_columns(source: Source, headers: list[str], table_name: str | None) ->
             "ingest.columns_missing",
             source=source.name,
             columns=", ".join(missing),
-            available=", ".join(headers) or "-",
+            available=", ".join(header for header in headers if header != ROW) or "-",
         )
     canonical = schema.TABLES[table_name] if table_name in schema.TABLES else None
     canonical_names = {column.name for column in canonical.columns} if canonical else set()
@@ -373,28 +379,30 @@ def read_source(
         "unparsed_values": {},
     }
     logger.info("reading source %s (%s)", source.name, fmt)
+    number = next(_READ_NUMBER)
 
     if fmt == "sql":
-        table = _query_table(source, backend, staging)
+        table = _query_table(source, backend, staging, number)
     else:
         path = source.resolved_path(engagement_dir)
         info["path"] = source.path
         if not path.is_file():
             raise SourceError("ingest.file_missing", source=source.name, file=str(path))
         if fmt == "parquet":
-            table = backend.read_parquet(path, table_name=_internal_name("parquet", source))
+            table = backend.read_parquet(path, table_name=_internal_name("parquet", source, number))
         else:
-            table, _ = _text_table(source, fmt, path, backend, temp_dir, info)
+            table, _ = _text_table(source, fmt, path, backend, temp_dir, info, number)
     if ROW not in table.columns:
         table = table.mutate(**{ROW: ibis.literal(None, dt.int64)})
 
-    result = _type_columns(source, table, info, backend, timezone, is_excel=fmt == "excel")
-    _drop(backend.con, _internal_name("raw", source), _internal_name("raw", source) + "_cells")
+    result = _type_columns(source, table, info, backend, timezone, fmt == "excel", number)
+    raw = _internal_name("raw", source, number)
+    _drop(backend.con, raw, raw + "_cells")
     return result
 
 
 def _type_columns(
-    source: Source, table: ir.Table, info: dict[str, Any], backend: Any, timezone: str, is_excel: bool
+    source: Source, table: ir.Table, info: dict[str, Any], backend: Any, timezone: str, is_excel: bool, number: int
 ) -> ReadResult:
     plan = _plan_columns(source, list(table.columns), source.table)
     markers = list(source.missing_values)
@@ -461,7 +469,7 @@ def _type_columns(
     for name, value in source.constants.items():
         typed[name], constant_types[name] = _constant(name, value, source.table)
 
-    materialized = _internal_name("typed", source)
+    materialized = _internal_name("typed", source, number)
     backend.con.execute(
         f'CREATE OR REPLACE TEMP TABLE "{materialized}" AS '
         f"{backend.compile(table.select(table[ROW], **typed))}"

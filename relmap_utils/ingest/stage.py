@@ -162,7 +162,7 @@ def _apply_treatments(
         elif treatment == "year_only":
             if kind not in ("date", "datetime"):
                 raise SourceError("ingest.year_only_not_date", table=table_name, column=name, type=kind)
-            columns[name] = value.cast(dt.date).truncate("Y")
+            columns[name] = ibis.date(value.year(), 1, 1)
             out_types[name] = "date"
         else:
             columns[name] = value
@@ -353,3 +353,30 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
     _write_json(artifacts / COLUMNS_FILE, columns_doc)
     _write_json(artifacts / REPORT_FILE, report)
     return report
+
+
+SUMMARY_COLUMNS = (
+    "name",
+    "table",
+    "format",
+    "encoding",
+    "separator",
+    "rows_read",
+    "rows_written",
+    "excluded_rows",
+    "missing_markers_replaced",
+    "damaged_identifier_columns",
+    "unparsed_values",
+)
+
+
+def source_summary(report: dict[str, Any]) -> Any:
+    """Return one row per source of an ingest report, as a pandas DataFrame.
+
+    Only counts, names and detected settings are shown, never cell values,
+    so the table is safe in an executed notebook.
+    """
+    import pandas as pd
+
+    rows = [{key: source.get(key) for key in SUMMARY_COLUMNS} for source in report["sources"]]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).set_index("name")
