@@ -49,14 +49,14 @@ PREFERRED_CJK_FAMILIES = (
     "Droid Sans Fallback",
     "AR PL UMing CN",
 )
-# Words in font names or files that suggest Chinese coverage; only these fonts
-# are opened to read their character maps when no preferred family covers the text.
+# Words in font names or files that suggest Chinese coverage. When no preferred
+# family covers the text, only fonts with these words are opened and checked.
 _CJK_HINTS = ("cjk", "han", "hei", "song", "kai", "ming", "wqy", "wenquanyi", "yahei", "chinese", "sc", "cn", "gb")
 # Characters every chart of relmap may need beyond its own text: digits,
 # punctuation, full-width brackets and the minus sign.
 BASE_TEXT = "0123456789.,%-+()（）：，、客户数量"
 
-_plotlyjs_shown = False
+_plotlyjs_embedded = False
 
 
 class FontNotFoundError(RelmapError):
@@ -231,13 +231,13 @@ def show(figure: go.Figure) -> None:
     """
     from IPython.display import display
 
-    global _plotlyjs_shown
+    global _plotlyjs_embedded
     html = to_html(figure, include_plotlyjs=False)
-    if not _plotlyjs_shown:
+    if not _plotlyjs_embedded:
         html = plotlyjs_script() + html
     bundle = {"text/html": html, "application/vnd.plotly.v1+json": figure.to_plotly_json()}
     display(bundle, raw=True)
-    _plotlyjs_shown = True
+    _plotlyjs_embedded = True
 
 
 def reset_notebook_state() -> None:
@@ -245,16 +245,16 @@ def reset_notebook_state() -> None:
 
     Call it after clearing a notebook's outputs in a running kernel.
     """
-    global _plotlyjs_shown
-    _plotlyjs_shown = False
+    global _plotlyjs_embedded
+    _plotlyjs_embedded = False
 
 
 def missing_codepoints(font_path: str | Path, text: Iterable[str]) -> list[str]:
     """Return the characters of ``text`` that the font file has no glyph for.
 
     Whitespace is ignored. The check reads the font's character map (cmap)
-    with matplotlib's FreeType wrapper; for a collection (.ttc) it reads the
-    first font, which is the one matplotlib draws with.
+    with matplotlib's FreeType wrapper. For a collection (.ttc) it reads the
+    first font, because that is the one matplotlib draws with.
     """
     from matplotlib.ft2font import FT2Font
 

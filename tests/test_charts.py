@@ -136,8 +136,8 @@ def test_to_html_rejects_network_sources(value):
 
 
 def test_show_embeds_plotlyjs_once(monkeypatch):
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda bundle, raw=False: shown.append(bundle))
+    bundles = []
+    monkeypatch.setattr("IPython.display.display", lambda bundle, raw=False: bundles.append(bundle))
     charts.reset_notebook_state()
     figure = charts.bar_chart(["甲", "乙"], [1, 2], title="测试")
 
@@ -146,10 +146,10 @@ def test_show_embeds_plotlyjs_once(monkeypatch):
     charts.reset_notebook_state()
     charts.show(figure)
 
-    counts = [bundle["text/html"].count(PLOTLYJS_BANNER) for bundle in shown]
+    counts = [bundle["text/html"].count(PLOTLYJS_BANNER) for bundle in bundles]
     assert counts == [1, 0, 1]
-    assert all("application/vnd.plotly.v1+json" in bundle for bundle in shown)
-    assert all(REMOTE_SCRIPT.search(bundle["text/html"]) is None for bundle in shown)
+    assert all("application/vnd.plotly.v1+json" in bundle for bundle in bundles)
+    assert all(REMOTE_SCRIPT.search(bundle["text/html"]) is None for bundle in bundles)
 
 
 def test_figures_use_cjk_font_stack():

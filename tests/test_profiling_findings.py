@@ -150,3 +150,22 @@ def test_score_without_tables_is_perfect():
     from relmap_utils.profiling.model import Profile
 
     assert quality_score(Profile(tables={})).score == 100.0
+
+
+def test_validity_counts_checked_cells(backend):
+    import datetime as dt
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "birth_date": pd.to_datetime(["1890-01-01", "1980-05-05", "1990-06-06", "2000-07-07"]),
+        }
+    )
+
+    profile = profile_tables({"customers": backend.create_table("customers", frame)}, as_of=dt.date(2024, 1, 1))
+
+    # 1 implausible date; checked: 4 dates + 4 identifiers scanned for scientific notation
+    assert profile.score.validity == pytest.approx(1 - 1 / 8, abs=TOLERANCE)
+    [finding] = [item for item in profile.findings if item.code == "profiling.finding.implausible_dates"]
+    assert finding.severity == "medium"
+    assert finding.column == "birth_date"

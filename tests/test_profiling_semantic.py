@@ -35,6 +35,8 @@ from relmap_utils.schema import TABLES
         ("remark", dt.string, {"count": 1000, "distinct": 990, "mean_length": 45.0}, "text", False),
         ("comment", dt.string, {"count": 1000, "distinct": 900, "mean_length": 20.0, "spaces": 800}, "text", False),
         ("order_ref", dt.string, {"count": 1000, "distinct": 1000, "mean_length": 12.0}, "identifier", False),
+        ("备注编号", dt.string, {"count": 40, "distinct": 40, "mean_length": 6.0}, "identifier", False),
+        ("city", dt.string, {"count": 12, "distinct": 12, "mean_length": 2.0}, "category", False),
         ("姓名", dt.string, {"count": 1000, "distinct": 990, "mean_length": 3.0}, "personal", False),
         ("phone", dt.string, {"count": 1000, "distinct": 990, "mean_length": 11.0}, "personal", False),
         ("contact", dt.string, {"count": 1000, "distinct": 990, "mean_length": 11.0,

@@ -121,14 +121,14 @@ def _validity_counts(profile: Profile) -> tuple[int, int]:
     invalid = cells = 0
     for table in profile.tables.values():
         for column in table.columns.values():
-            if column.implausible_dates is not None:
-                invalid += column.implausible_dates
-                cells += column.count
-            elif column.damaged_identifiers is not None:
-                invalid += column.damaged_identifiers
-                cells += column.count
-            elif column.pattern_matches and not column.pseudonymized:
-                invalid += max(column.pattern_matches.values())
+            counts = [column.implausible_dates, column.damaged_identifiers]
+            if column.pattern_matches and not column.pseudonymized:
+                counts.append(max(column.pattern_matches.values()))
+            checked = [count for count in counts if count is not None]
+            if checked:
+                # A cell failing two checks would count twice, so the cap keeps
+                # validity within [0, 1]; the checks rarely overlap in practice.
+                invalid += min(sum(checked), column.count)
                 cells += column.count
     return invalid, cells
 

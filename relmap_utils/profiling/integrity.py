@@ -137,17 +137,17 @@ def date_overlaps(profiles: Mapping[str, TableProfile], schema: ModuleType) -> l
     dated = sorted(name for name, profile in profiles.items() if profile.date_min and profile.date_max)
     overlaps = []
     for first, second in itertools.combinations(dated, 2):
-        one, two = profiles[first], profiles[second]
+        first_profile, second_profile = profiles[first], profiles[second]
         overlaps.append(
             DateOverlap(
                 table=first,
-                column=one.date_column or "",
-                start=one.date_min,
-                end=one.date_max,
+                column=first_profile.date_column or "",
+                start=first_profile.date_min,
+                end=first_profile.date_max,
                 other_table=second,
-                other_column=two.date_column or "",
-                other_start=two.date_min,
-                other_end=two.date_max,
+                other_column=second_profile.date_column or "",
+                other_start=second_profile.date_min,
+                other_end=second_profile.date_max,
                 related=_references_each_other(first, second, schema),
             )
         )

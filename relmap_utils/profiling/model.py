@@ -1,9 +1,10 @@
 """Result types of the profiling stage: column, table and cross-table profiles.
 
-Every field holds an aggregate computed by the database, never row data. The
-only values copied from the data are top values of category, boolean and
-(non-personal) code columns, histogram edges, minimum and maximum of
-non-identifier columns, and a few orphan keys, which are pseudonyms after ingest.
+Every field contains an aggregate computed by the database, never row data.
+The only values copied from the data are the top values of category and
+boolean columns, minimum, maximum and histogram edges of category, numeric
+and date columns (none of them pseudonymized), and a few orphan keys, which
+are pseudonyms after ingest.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class SemanticType:
 
     ``source`` is ``"role"`` (declared in engagement.yaml), ``"schema"`` (a
     canonical column), ``"pseudonymized"`` (replaced by a pseudonym at ingest)
-    or ``"inferred"`` (rules over the column's statistics; ``reason`` names
-    the rule).
+    or ``"inferred"`` (rules over the column's statistics). ``reason`` names
+    the rule that decided.
     """
 
     type: str
@@ -51,9 +52,9 @@ class SemanticType:
 class Histogram:
     """Equal-width bin counts of a numeric column.
 
-    ``below`` and ``above`` count values outside ``edges[0]..edges[-1]``; they
-    are non-zero only when the bins span the 1st to 99th percentile because
-    the tails are long (see :func:`relmap_utils.profiling.stats.histogram_range`).
+    ``below`` and ``above`` count values outside ``edges[0]..edges[-1]``. They
+    are non-zero only when long tails made the bins span the 1st to 99th
+    percentile (see :func:`relmap_utils.profiling.stats.histogram_range`).
     """
 
     edges: list[float]

@@ -35,9 +35,9 @@ from relmap_utils.profiling.semantic import decide_type, declared_type, needs_pa
 
 logger = logging.getLogger(__name__)
 
-# Tables up to this many rows get exact distinct counts and quantiles; larger
-# tables get HyperLogLog counts and t-digest quantiles, whose memory does not
-# grow with the table (exact ones need every value in memory at once).
+# Tables up to this many rows get exact distinct counts and quantiles. Larger
+# tables get HyperLogLog counts and t-digest quantiles, because exact ones keep
+# every value in memory at once and approximate ones use a fixed amount.
 EXACT_LIMIT = 100_000
 # Correlations are computed for at most this many numeric columns (n (n - 1) / 2 pairs).
 MAX_CORRELATION_COLUMNS = 60

@@ -1,8 +1,8 @@
 """Tables and figures of the profile for the notebook, and the self-contained HTML report.
 
-All text comes from the ``profiling.*`` catalog in the report language
-(``locale``; default the active locale, Chinese unless the engagement says
-otherwise). Figures are Plotly; the HTML report embeds plotly.js once, in its
+All text comes from the ``profiling.*`` catalog in the report language. The
+``locale`` argument sets it; by default it is the active locale, which is
+Chinese unless the engagement sets ``locale: en``. Figures are Plotly; the HTML report embeds plotly.js once, in its
 head, so it opens without network access.
 """
 
@@ -346,7 +346,7 @@ def render_html(
 
     plotly.js is embedded once in the document head; no element loads
     anything from the network. Personal and pseudonymized columns appear with
-    counts only, because the profile holds no values for them.
+    counts only, because the profile contains no values for them.
     """
     locale = _locale(locale)
     generated = generated or dt.datetime.now().replace(microsecond=0)

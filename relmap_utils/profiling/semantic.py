@@ -154,7 +154,7 @@ def declared_type(
             return SemanticType(semantic, ordinal, "schema", f"schema:{schema_column.type}")
 
     # Ingest keeps identifier-like text (leading zeros, long digit strings) as
-    # type "id" even for columns nobody mapped.
+    # type "id", unmapped columns included.
     if meta.get("type") == "id":
         return SemanticType("identifier", False, "inferred", "ingest_id_text")
     return None
@@ -250,10 +250,15 @@ def _infer_string(name: str, stats: Mapping[str, Any], count: int, distinct: int
     space_share = (stats.get("spaces") or 0) / count if count else 0.0
     if mean_length >= TEXT_MIN_MEAN_LENGTH or (space_share >= TEXT_MIN_SPACE_SHARE and ratio > CATEGORY_MAX_RATIO):
         return SemanticType("text", reason="long_or_spaced_text")
+    identifier_name = bool(_IDENTIFIER_NAME.search(name))
+    # A small table's unique column is a key only when its name says so: twelve
+    # different city names in twelve rows are still a category.
+    if ratio >= UNIQUE_RATIO and (identifier_name or distinct > CATEGORY_MAX_DISTINCT):
+        return SemanticType("identifier", reason="unique_short_text")
+    if identifier_name and ratio >= 0.5:
+        return SemanticType("identifier", reason="identifier_name")
     if distinct <= CATEGORY_MAX_DISTINCT or ratio <= CATEGORY_MAX_RATIO:
         return SemanticType("category", _ordinal_by_name(name), reason="few_distinct_values")
-    if ratio >= UNIQUE_RATIO or (_IDENTIFIER_NAME.search(name) and ratio >= 0.5):
-        return SemanticType("identifier", reason="unique_short_text")
     return SemanticType("category", _ordinal_by_name(name), reason="many_distinct_values")
 
 

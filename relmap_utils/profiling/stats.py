@@ -73,10 +73,10 @@ def summary_metrics(
     dates get ``min`` and ``max``. Numbers also get ``mean``, ``std`` (sample
     standard deviation, n - 1), ``quantiles`` (the levels of
     :data:`~relmap_utils.profiling.model.QUANTILES`), ``zeros`` and
-    ``negatives``; text gets ``mean_length``, ``max_length`` and
-    ``damaged_identifiers`` (values in scientific notation such as 6.2E+18);
-    dates get ``implausible_dates`` (before 1900-01-01 or more than a year
-    after ``as_of``); booleans get ``true``.
+    ``negatives``. Text gets ``mean_length``, ``max_length`` and
+    ``damaged_identifiers``, the values in scientific notation such as
+    6.2E+18. Dates get ``implausible_dates``, those before 1900-01-01 or more
+    than a year after ``as_of``. Booleans get ``true``.
 
     Parameters
     ----------
@@ -269,7 +269,7 @@ def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Di
             low, high = math.floor(low), math.ceil(high)
         if spec.integer and high > low:
             # Whole-number bins centred on the integers, so no bin straddles
-            # a value and every bin holds the same number of possible values.
+            # a value and every bin covers the same number of possible values.
             width = math.ceil((high - low + 1) / bins)
             bins = math.ceil((high - low + 1) / width)
             low, high = low - 0.5, low - 0.5 + bins * width
@@ -329,8 +329,8 @@ def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Di
 def top_values(table: ir.Table, columns: Sequence[str], top_n: int) -> dict[str, list[tuple[str, int]]]:
     """Return the ``top_n`` most frequent non-null values of each column, as text.
 
-    Ties are broken by the value, so the output is deterministic. All columns
-    are answered by one query (a union of per-column group-bys).
+    Ties are broken by the value, so the output is deterministic. One query
+    (a union of per-column group-bys) fetches the values of all columns.
     """
     parts = []
     for index, name in enumerate(columns):
