@@ -252,7 +252,12 @@ def create_run_dir(engagement_dir: Path, timezone: Any, now: dt.datetime | None 
 
 
 class RunLog:
-    """Timestamped lines in run.log, mirrored to the module logger.
+    """Timestamped lines in run.log, mirrored to the module logger at INFO.
+
+    Stage progress and failures reach the caller through the ``progress``
+    callback and :class:`RunResult`, so the logger repeats them only at INFO.
+    A line written with ``alert=True`` keeps its level in the logger too, for
+    warnings that nothing else reports.
 
     Lines carry stage names, statuses, durations and error messages. Never
     pass parameter values or data to it, because run.log must stay free of
@@ -264,12 +269,12 @@ class RunLog:
         self.timezone = timezone
         self._handle: TextIO = path.open("a", encoding="utf-8")
 
-    def write(self, level: int, key: str, **params: Any) -> None:
+    def write(self, level: int, key: str, *, alert: bool = False, **params: Any) -> None:
         message = tr(key, **params)
         stamp = dt.datetime.now(self.timezone).isoformat(timespec="milliseconds")
         self._handle.write(f"{stamp} {logging.getLevelName(level)} {message}\n")
         self._handle.flush()
-        logger.log(level, message)
+        logger.log(level if alert else logging.INFO, message)
 
     def close(self) -> None:
         self._handle.close()
@@ -579,7 +584,7 @@ def _reuse_all(
 ) -> None:
     source_run, source_manifest = source
     if _comparable_inputs(source_manifest.get("inputs", [])) != _comparable_inputs(manifest["inputs"]):
-        log.write(logging.WARNING, "runner.log.reuse_inputs_changed", run_id=source_run.name)
+        log.write(logging.WARNING, "runner.log.reuse_inputs_changed", alert=True, run_id=source_run.name)
     for stage in reuse:
         entries[stage.key].update(_reuse_stage(stage, source_run, source_manifest, run_dir))
         log.write(logging.INFO, "runner.log.stage_reused", stage=stage.id, run_id=source_run.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -487,3 +488,15 @@ def test_registered_notebooks_declare_run_dir():
     assert [stage.key for stage in STAGES][:2] == ["ingest", "profiling"]
     for stage in available_stages():
         assert check_parameters_cell(stage.notebook_path, {"run_dir": ""}) == [], stage.key
+
+
+def test_reuse_warns_when_inputs_changed(monkeypatch, caplog, engagement, registry):
+    assert run_engagement(engagement, stages=["a"], registry=registry).ok
+    (engagement / "data" / "customers.csv").write_text("客户号,城市\n0003,广州\n", encoding="utf-8")
+
+    with caplog.at_level(logging.WARNING, logger="relmap_utils.runner"):
+        second = run_engagement(engagement, from_stage="b", registry=registry)
+
+    assert second.ok
+    assert "输入文件与被复用的运行" in caplog.text
+    assert "输入文件与被复用的运行" in (second.run_dir / "run.log").read_text(encoding="utf-8")
