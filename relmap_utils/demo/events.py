@@ -199,5 +199,10 @@ def _device_ids(rng: np.random.Generator, n: int) -> np.ndarray:
             text = f"{int(high[i]):016X}{int(low[i]):016X}"
             ids[i] = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
         else:
-            ids[i] = f"{int(high[i]):016x}"
+            text = f"{int(high[i]):016x}"
+            # Digits around a single "e" read as scientific notation (such as
+            # 624969633448e829), which ingest reports as a damaged identifier.
+            if text.replace("e", "").isdigit():
+                text = "a" + text[1:]
+            ids[i] = text
     return ids

@@ -42,17 +42,18 @@ def plant_rings(rng: np.random.Generator, customers: pd.DataFrame, calendar: Cal
     """Choose ring members, rewrite their profile, and schedule their cyclic transfers.
 
     Members come from the mass-retail and young-professional segments and stay
-    there in the ground truth; they are outside any household. Their profile is
-    rewritten in place to what mule accounts look like: opened within a few weeks
-    of each other in the last ten months, young, freelance or unemployed, no
-    salary, one or two contact phone numbers shared across the ring, and a shared
-    address in half of the rings.
+    there in the ground truth; they are 35 or younger and outside any
+    household. Their profile is rewritten in place to what mule accounts look
+    like: opened within a few weeks of each other in the last ten months,
+    freelance or unemployed, no salary, one or two contact phone numbers shared
+    across the ring, and a shared address in half of the rings.
     """
     n_rings = max(MIN_RINGS, round(len(customers) / CUSTOMERS_PER_RING))
     sizes = rng.integers(RING_SIZE[0], RING_SIZE[1] + 1, n_rings)
     pool = np.flatnonzero(
         customers["segment"].isin(["mass_retail", "young_professional"]).to_numpy()
         & (customers["household"].to_numpy() < 0)
+        & (customers["age"].to_numpy() <= 35)
     )
     chosen = rng.choice(pool, size=int(sizes.sum()), replace=False)
     ring_of_member = np.repeat(np.arange(n_rings), sizes)
@@ -63,10 +64,6 @@ def plant_rings(rng: np.random.Generator, customers: pd.DataFrame, calendar: Cal
     member_start = start_day[ring_of_member]
     open_day = member_start - rng.integers(0, 30, len(chosen))
     customers.loc[chosen, "open_date"] = calendar.start + open_day * DAY
-    customers.loc[chosen, "age"] = rng.integers(19, 33, len(chosen))
-    customers.loc[chosen, "birth_date"] = calendar.as_of - (
-        (customers.loc[chosen, "age"].to_numpy() + rng.random(len(chosen))) * 365.25
-    ).astype(np.int64) * DAY
     customers.loc[chosen, "occupation"] = rng.choice(np.array(["自由职业", "无业"], dtype=object), len(chosen))
     customers.loc[chosen, ["salaried", "retired"]] = False
     customers.loc[chosen, "activity_rate"] = 0.8
