@@ -35,4 +35,4 @@ def connect(engine: Engine | None = None, database: str = ":memory:", **extra: A
         config["threads"] = engine.threads
     if engine.memory_limit:
         config["memory_limit"] = engine.memory_limit
-    return ibis.duckdb.connect(database, config=config, **extra)
+    return ibis.duckdb.connect(database, **config, **extra)
