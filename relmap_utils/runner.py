@@ -477,6 +477,16 @@ def run_engagement(
                     stages=", ".join(stage.key for stage in plan.reuse),
                 )
             verify_reusable(*source, [stage.key for stage in plan.reuse])
+            # Pseudonyms made with another key would not join with this run's.
+            source_key = source[1].get("pseudonym_key", {}).get("fingerprint")
+            if source_key != key_record["fingerprint"]:
+                raise RunError(
+                    "runner.reuse_key_mismatch",
+                    run=source[0].name,
+                    variable=key_record["env"],
+                    source_fingerprint=source_key or "-",
+                    fingerprint=key_record["fingerprint"],
+                )
         run_dir = create_run_dir(engagement_dir, timezone)
         return _execute_run(
             engagement, engagement_dir, config_path, run_dir, plan, params, source, key_record,

@@ -225,6 +225,16 @@ def test_from_stage_rejects_changed_artifact(tmp_path, full_run):
     assert [path.name for path in (engagement / "runs").iterdir()] == [run_dir.name]
 
 
+def test_from_stage_rejects_other_key(monkeypatch, full_run):
+    monkeypatch.setenv("RELMAP_PSEUDONYM_KEY", "another key of enough length")
+    runs_before = sorted((full_run["engagement"] / "runs").iterdir())
+
+    with pytest.raises(RunError, match="假名化密钥.*RELMAP_PSEUDONYM_KEY"):
+        run_engagement(full_run["engagement"], from_stage="b", registry=full_run["registry"])
+
+    assert sorted((full_run["engagement"] / "runs").iterdir()) == runs_before
+
+
 def test_from_stage_without_success_fails(engagement, registry):
     with pytest.raises(RunError, match="没有可复用的成功运行.*a"):
         run_engagement(engagement, from_stage="b", registry=registry)
