@@ -312,3 +312,43 @@ def test_demo_regenerates_for_other_size(monkeypatch, registry, engagement, fake
     invoke("demo", "--engagement", str(engagement), "--customers", "40", "--transactions", "200", "--seed", "7")
 
     assert fake_demo == [(30, 200, 20240601), (40, 200, 7)]
+
+
+# --------------------------------------------------------------------------- the real stages
+
+
+@pytest.mark.slow
+def test_run_real_stages_end_to_end(tmp_path):
+    folder = tmp_path / "bank"
+    (folder / "data").mkdir(parents=True)
+    csv = "客户号,城市,年龄,开户日期\nK7310042,上海,30,2023年1月5日\nK7310043,北京,41,2023/2/1\nK7310044,上海,,20230301\n"
+    (folder / "data" / "customers.csv").write_bytes(csv.encode("gbk"))
+    config = """\
+name: bank
+client: 测试银行
+sources:
+  - name: customers
+    path: data/customers.csv
+    table: customers
+    columns:
+      客户号: {name: customer_id, role: identifier}
+      城市: {name: city, role: category}
+      年龄: {name: age, role: integer}
+      开户日期: {name: open_date, role: date}
+"""
+    (folder / "engagement.yaml").write_text(config, encoding="utf-8")
+
+    result = invoke("run", str(folder))
+
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (folder / "runs").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert [(entry["key"], entry["status"]) for entry in manifest["stages"]] == [
+        ("ingest", "succeeded"), ("profiling", "succeeded"),
+    ]  # fmt: skip
+    assert (run_dir / "artifacts" / "00_ingest" / "tables" / "customers.parquet").is_file()
+    assert manifest["stages"][1]["artifacts"]
+    # customer numbers are pseudonymized at ingest, so no run file may contain them
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert b"K731004" not in path.read_bytes(), path
