@@ -311,7 +311,8 @@ def validate_engagement(engagement: Engagement, engagement_dir: Path) -> list[st
     except RelmapError as exc:
         problems.append(str(exc))
     problems.extend(str(problem) for problem in validate_sources(engagement, engagement_dir))
-    return problems
+    # validate_sources may check the key as well; list each message once
+    return list(dict.fromkeys(problems))
 
 
 def create_engagement(name: str, folder: Path) -> Path:
