@@ -6,8 +6,9 @@ not English text, so both ``zh_CN`` and ``en`` carry a full translation and a
 test can check that they list the same keys. Messages use ``str.format`` fields.
 
 The active locale is chosen in this order: an explicit ``locale=`` argument,
-then :func:`set_locale` (the runner calls it with the engagement's ``locale``),
-then the ``RELMAP_LANG`` environment variable, then ``zh_CN``.
+then the ``RELMAP_LANG`` environment variable (the person at the console, or a
+reviewer re-running a report, chooses explicitly), then :func:`set_locale`
+(the runner calls it with the engagement's ``locale``), then ``zh_CN``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,8 @@ def set_locale(locale: str | None) -> None:
 
 def get_locale() -> str:
     """Return the locale in force (see the module docstring for the order)."""
-    if _active_locale:
-        return _active_locale
-    return normalize_locale(os.environ.get("RELMAP_LANG")) or DEFAULT_LOCALE
+    from_environment = normalize_locale(os.environ.get("RELMAP_LANG"))
+    return from_environment or _active_locale or DEFAULT_LOCALE
 
 
 @lru_cache(maxsize=None)

@@ -55,9 +55,18 @@ def test_relmap_lang_selects_english(monkeypatch, value):
     assert tr("core.yes") == "yes"
 
 
-def test_engagement_locale_overrides_environment(monkeypatch):
-    monkeypatch.setenv("RELMAP_LANG", "zh_CN")
+def test_engagement_locale_applies_without_environment(monkeypatch):
+    monkeypatch.delenv("RELMAP_LANG", raising=False)
     set_locale("en")
+    try:
+        assert tr("core.yes") == "yes"
+    finally:
+        set_locale(None)
+
+
+def test_environment_overrides_engagement_locale(monkeypatch):
+    monkeypatch.setenv("RELMAP_LANG", "en")
+    set_locale("zh_CN")
     try:
         assert tr("core.yes") == "yes"
     finally:
