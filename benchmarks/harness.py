@@ -1,0 +1,188 @@
+"""Run benchmark measurements in fresh processes and record time and memory.
+
+Every measurement is one child process. The parent starts it, waits for it
+with ``os.wait4`` and keeps the child's own resource usage. The peak resident
+set size (``ru_maxrss``) then belongs to that child alone, whereas
+``RUSAGE_CHILDREN`` would report the largest of all children so far. The
+child writes its own timings to a JSON file whose path the parent passes on
+the command line.
+
+This module only uses the standard library, because the benchmark scripts
+also run under the peers' virtual environment, which has no relmap installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+WORK_DIR = BENCH_DIR / ".work"
+PEERS_PYTHON = BENCH_DIR / ".venv-peers" / "bin" / "python"
+
+
+def shared_dir() -> Path:
+    """Return ``RELMAP_SHARED_DIR``, or ``../shared`` next to the repository (as relmap does)."""
+    configured = os.environ.get("RELMAP_SHARED_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return (REPO_ROOT.parent / "shared").resolve()
+
+
+def run_measured(
+    command: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800.0,
+    log: Path | None = None,
+) -> dict[str, Any]:
+    """Run ``command`` in a fresh process and measure it.
+
+    The command receives ``--result FILE`` as two extra arguments and is
+    expected to write a JSON object there.
+
+    Parameters
+    ----------
+    command : sequence of str
+        Program and arguments.
+    env : dict, optional
+        Environment of the child; default this process's environment.
+    timeout : float, default=1800.0
+        Seconds after which the child is killed and the measurement marked failed.
+    log : Path, optional
+        File that receives the child's stdout and stderr; default discarded
+        unless the child fails, in which case its tail is kept in ``error``.
+
+    Returns
+    -------
+    dict
+        ``wall_s`` (process start to exit, seconds), ``max_rss_mb`` (peak
+        resident set size of the child, MiB), ``user_s`` and ``system_s``
+        (CPU seconds), ``ok``, ``returncode``, ``error`` (tail of the
+        child's output when it failed) and ``child`` (the JSON it wrote).
+    """
+    with tempfile.TemporaryDirectory(prefix="relmap-bench-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        output_file = log or Path(scratch) / "output.log"
+        with open(output_file, "ab") as output:
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                [*command, "--result", str(result_file)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            killer = threading.Timer(timeout, process.kill)
+            killer.start()
+            try:
+                _, status, usage = os.wait4(process.pid, 0)
+            finally:
+                killer.cancel()
+            wall = time.perf_counter() - started
+        # Popen did not reap the child itself, so tell it the exit status.
+        process.returncode = os.waitstatus_to_exitcode(status)
+
+        child: dict[str, Any] = {}
+        if result_file.is_file():
+            child = json.loads(result_file.read_text(encoding="utf-8"))
+        ok = process.returncode == 0 and bool(child)
+        measurement: dict[str, Any] = {
+            "ok": ok,
+            "returncode": process.returncode,
+            "wall_s": round(wall, 3),
+            # Linux reports ru_maxrss in KiB.
+            "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "user_s": round(usage.ru_utime, 2),
+            "system_s": round(usage.ru_stime, 2),
+            "child": child,
+        }
+        if not ok:
+            tail = output_file.read_text(encoding="utf-8", errors="replace")[-3000:]
+            measurement["error"] = tail or f"exit status {process.returncode}, no output"
+        return measurement
+
+
+def summarize(measurements: Sequence[dict[str, Any]], time_key: str = "work_s") -> dict[str, Any]:
+    """Return the median time and the largest peak memory of repeated measurements.
+
+    Parameters
+    ----------
+    measurements : sequence of dict
+        Outputs of :func:`run_measured`.
+    time_key : str, default="work_s"
+        Key of the child's own timing (the measured section, without
+        interpreter start and imports).
+
+    Returns
+    -------
+    dict
+        ``runs`` (successful repeats), ``failed``, medians of the child's time
+        and of the process wall time, and the maximum ``max_rss_mb``.
+    """
+    good = [m for m in measurements if m["ok"]]
+    summary: dict[str, Any] = {"runs": len(good), "failed": len(measurements) - len(good)}
+    if not good:
+        return summary
+    summary["median_work_s"] = round(statistics.median(m["child"][time_key] for m in good), 3)
+    summary["median_wall_s"] = round(statistics.median(m["wall_s"] for m in good), 3)
+    summary["min_work_s"] = round(min(m["child"][time_key] for m in good), 3)
+    summary["max_work_s"] = round(max(m["child"][time_key] for m in good), 3)
+    summary["max_rss_mb"] = max(m["max_rss_mb"] for m in good)
+    return summary
+
+
+def machine_info() -> dict[str, Any]:
+    """Return the facts about this machine that a benchmark figure depends on."""
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024**2, 1)
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = [round(value, 2) for value in os.getloadavg()]
+    return info
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write ``results`` as indented JSON, through a temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Return a Markdown table of ``rows`` under ``header``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in row) + " |")
+    return "\n".join(lines)
+
+
+def write_child_result(path: str, result: dict[str, Any]) -> None:
+    """Write a child's measurement to the file the parent named."""
+    Path(path).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
