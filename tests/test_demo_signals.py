@@ -277,11 +277,16 @@ def _strongly_connected(nodes: set[str], edges: set[tuple[str, str]]) -> bool:
         seen, stack = {start}, [start]
         while stack:
             node = stack.pop()
-            for a, b in edges:
-                nxt = b if forward and a == node else a if not forward and b == node else None
-                if nxt is not None and nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
+            for source, target in edges:
+                if forward and source == node:
+                    neighbour = target
+                elif not forward and target == node:
+                    neighbour = source
+                else:
+                    continue
+                if neighbour not in seen:
+                    seen.add(neighbour)
+                    stack.append(neighbour)
         return seen
 
     start = next(iter(nodes))

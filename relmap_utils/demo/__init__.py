@@ -183,7 +183,7 @@ def demo_bank_is_current(
     seed: int = 20240601,
     as_of: str = "2024-06-30",
 ) -> bool:
-    """Return whether ``out_dir`` holds an intact demo bank made with these parameters.
+    """Return whether ``out_dir`` contains an intact demo bank made with these parameters.
 
     True only when ``demo_bank.json`` records the same parameters and generator
     version and every file listed in it still has its recorded SHA-256, so a

@@ -17,8 +17,8 @@ def make_balances(
 
     Columns: ``account`` (row in accounts), ``month`` (index into
     ``calendar.month_ends``) and ``balance`` in yuan. Deposits and wealth
-    products hold what the customer owns; loans and credit cards hold what the
-    customer owes, as a positive number; insurance holds the policy's cash value.
+    products show what the customer owns. Loans and credit cards show what the
+    customer owes, as a positive number, and insurance the policy's cash value.
 
     Planted pre-default behaviour shows here too: from the behaviour month on,
     the demand deposit of a customer whose salary stops or whose cash

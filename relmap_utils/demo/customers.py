@@ -9,7 +9,6 @@ from relmap_utils.demo import people
 from relmap_utils.demo.calendar import Calendar, DAY
 from relmap_utils.demo.segments import (
     EDUCATIONS,
-    OCCUPATIONS,
     RISK_TOLERANCES,
     SEGMENT_CODES,
     SEGMENT_SHARES,
@@ -36,8 +35,8 @@ def _choose(rng: np.random.Generator, options: tuple | list, weights: np.ndarray
 def make_customers(rng: np.random.Generator, n: int, calendar: Calendar) -> pd.DataFrame:
     """Draw ``n`` customers with segment, profile, traits and personal data.
 
-    Returns one row per customer. The frame holds both the columns that go to
-    the customer file and internal traits (segment, interests, activity rates);
+    Returns one row per customer. The frame contains both the columns of the
+    customer file and internal traits (segment, interests, activity rates).
     :mod:`relmap_utils.demo.files` chooses what is written.
     """
     segment = rng.choice(len(SEGMENT_CODES), size=n, p=np.array(SEGMENT_SHARES) / sum(SEGMENT_SHARES))
@@ -162,10 +161,14 @@ def _draw_interests(rng: np.random.Generator, frame: pd.DataFrame) -> None:
 def assign_households(rng: np.random.Generator, frame: pd.DataFrame, head_share: float = 0.12) -> pd.DataFrame:
     """Group some customers into households that share an address.
 
-    About ``head_share`` of customers head a household of two to four customers
-    of the same city. Returns the family pairs (one row per member and head) with
-    the kind of relation seen from the member: 配偶 (spouse, age gap under 12
-    years), 父母 or 子女.
+    Customers are visited city by city in random order. Each one not yet
+    placed starts a household with probability ``head_share`` and takes the
+    next one to three customers of the same city as members. With the default
+    share about a quarter of customers end up in a household.
+
+    Returns the family pairs (one row per member and head) with the kind of
+    relation seen from the member: 配偶 (spouse, age gap under 12 years), 父母
+    or 子女.
     """
     n = len(frame)
     city = frame["city_index"].to_numpy()

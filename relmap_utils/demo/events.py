@@ -56,7 +56,7 @@ def make_events(
     """Build about ``n_events`` events (exactly that many unless the planted ones alone exceed it).
 
     Customers browse the topics of their interests far more than other
-    customers do; takers of a planted product browse its topic three to eight
+    customers do. Takers of a planted product browse its topic three to eight
     more times in the 90 days before buying. Each customer uses one or two own
     devices; planted ``new_device`` defaulters switch to a new device on their
     behaviour day, as do the ``new_device`` false alarms and about 6 % of other
@@ -67,11 +67,11 @@ def make_events(
     devices = _DeviceBook(rng, customers, risk, rings, calendar)
     open_day = np.maximum(calendar.day_index(customers["open_date"].to_numpy().astype("datetime64[D]")), 0)
 
-    taken = holdings.takeup[holdings.takeup["taken"]]
-    extra = rng.integers(3, 9, len(taken))
-    boost_customer = np.repeat(taken["customer"].to_numpy(), extra)
-    boost_day = np.repeat(taken["day"].to_numpy(), extra) - rng.integers(1, 91, int(extra.sum()))
-    boost_topic = np.repeat(taken["product"].map(TAKEUP_TOPIC).to_numpy(), extra)
+    purchases = holdings.takeup[holdings.takeup["taken"]]
+    extra = rng.integers(3, 9, len(purchases))
+    boost_customer = np.repeat(purchases["customer"].to_numpy(), extra)
+    boost_day = np.repeat(purchases["day"].to_numpy(), extra) - rng.integers(1, 91, int(extra.sum()))
+    boost_topic = np.repeat(purchases["product"].map(TAKEUP_TOPIC).to_numpy(), extra)
     keep = boost_day >= open_day[boost_customer]
     boost_customer, boost_day, boost_topic = boost_customer[keep], boost_day[keep], boost_topic[keep]
 
@@ -126,7 +126,7 @@ def _app_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 class _DeviceBook:
-    """Which device each customer uses on which day."""
+    """Device assignment: each customer's own, switched and shared devices, by day."""
 
     def __init__(self, rng: np.random.Generator, customers: pd.DataFrame, risk: Risk, rings: Rings,
                  calendar: Calendar) -> None:
@@ -151,10 +151,10 @@ class _DeviceBook:
             (alarms["customer"].to_numpy(), alarms["day"].to_numpy()),
             (ordinary, rng.integers(0, calendar.n_days, len(ordinary))),
         ]
-        for who, when in reversed(switchers):  # planted switches win over ordinary ones
-            self.switch_day[who] = when
-            self.switched_device[who] = next_id + np.arange(len(who))
-            next_id += len(who)
+        for switching, days in reversed(switchers):  # planted switches win over ordinary ones
+            self.switch_day[switching] = days
+            self.switched_device[switching] = next_id + np.arange(len(switching))
+            next_id += len(switching)
 
         # Households with a shared tablet, and the fraud rings' shared devices.
         household = customers["household"].to_numpy()

@@ -1,15 +1,16 @@
 """Fake personal data that looks real: names, resident ID numbers, mobile numbers, addresses.
 
 Every value is synthetic. Resident ID numbers use the region codes 990001 and up,
-which no mainland region uses, so a demo number cannot belong to a real person;
-their check digits are valid, so they exercise the same code paths as real ones.
+which no mainland region uses, so a demo number cannot belong to a real person.
+Their check digits are valid, so they exercise the same code paths as real ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Common surnames, most frequent first, with rough relative frequencies.
+# Common surnames, roughly most frequent first. The Zipf-like weights
+# 1 / rank^0.8 are an approximation, not measured frequencies.
 SURNAMES = np.array(list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"))
 _SURNAME_WEIGHT = 1.0 / np.arange(1, len(SURNAMES) + 1) ** 0.8
 
@@ -17,7 +18,8 @@ GIVEN_MALE = np.array(list("伟强磊军洋勇杰涛明超刚平辉鹏华飞宇�
 GIVEN_FEMALE = np.array(list("芳娜敏静丽艳娟秀霞英玉兰萍红婷雪琳颖倩丹宁燕秋慧佳怡欣涵梓雨思诗琪悦晴瑶妍蕾梅莉洁璐"))
 GIVEN_NEUTRAL = np.array(list("子一嘉若安语晓小立新春子文明"))
 
-# City, tier (城市等级). Tier names follow the common 一线/新一线/二线 ... ranking.
+# City and tier (城市等级) in the common 一线/新一线/二线 ... ranking; the
+# assignment is approximate and only has to look plausible.
 CITIES = (
     ("北京", "一线"), ("上海", "一线"), ("广州", "一线"), ("深圳", "一线"),
     ("成都", "新一线"), ("杭州", "新一线"), ("重庆", "新一线"), ("武汉", "新一线"), ("西安", "新一线"),
@@ -39,7 +41,7 @@ _ROADS = np.array(
      "黄河路", "滨江路", "学府路", "科技路", "工业路", "幸福路", "花园路", "青年路", "东风路", "朝阳路"]
 )
 
-# Mobile prefixes of the three mainland carriers (13x, 15x, 17x, 18x, 19x and 166).
+# Mainland mobile number prefixes (13x, 15x, 166, 17x, 18x, 19x).
 _MOBILE_PREFIXES = np.array(
     [130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 150, 151, 152, 153, 155, 156, 157, 158, 159,
      166, 173, 175, 176, 177, 178, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 191, 198, 199]
@@ -59,8 +61,8 @@ def make_names(rng: np.random.Generator, male: np.ndarray) -> np.ndarray:
     second_pool = np.where(male, rng.choice(GIVEN_MALE, size=n), rng.choice(GIVEN_FEMALE, size=n))
     second = np.where(rng.random(n) < 0.15, rng.choice(GIVEN_NEUTRAL, size=n), second_pool)
     two_characters = rng.random(n) < 0.7
-    given = np.where(two_characters, np.char.add(first, second), first)
-    return np.char.add(surname, given).astype(object)
+    given_name = np.where(two_characters, np.char.add(first, second), first)
+    return np.char.add(surname, given_name).astype(object)
 
 
 def id_check_character(first17: np.ndarray) -> np.ndarray:
@@ -131,7 +133,7 @@ def make_addresses(rng: np.random.Generator, city_index: np.ndarray) -> np.ndarr
 
 
 def format_birth_dates(rng: np.random.Generator, birth: np.ndarray) -> np.ndarray:
-    """Write birth dates the way core-banking exports mix them: 1985年3月2日 or 19850302."""
+    """Write each birth date as 1985年3月2日 (60 % of rows) or 19850302, so that ingest must read both."""
     day_count = birth.astype("datetime64[D]")
     months = day_count.astype("datetime64[M]")
     year = (months.astype(np.int64) // 12 + 1970).astype(str)

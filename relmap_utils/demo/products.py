@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from relmap_utils.demo import people
-from relmap_utils.demo.calendar import DAY, Calendar
+from relmap_utils.demo.calendar import Calendar
 from relmap_utils.demo.segments import SEGMENTS
 
 
@@ -190,16 +190,18 @@ def _take_up(
     outcome_frames = []
     account_frames = []
     for key, code in TAKEUP_PRODUCTS.items():
-        held = np.zeros(n, dtype=bool)
-        held[accounts.loc[accounts["product_code"] == code, "customer"].to_numpy()] = True
-        eligible = eligible_base & ~held
+        holds_product = np.zeros(n, dtype=bool)
+        holds_product[accounts.loc[accounts["product_code"] == code, "customer"].to_numpy()] = True
+        eligible = eligible_base & ~holds_product
         if key == "education_wealth":
             eligible &= tolerance >= 2  # the plan is an R2 product
         rows = np.flatnonzero(eligible)
-        taken = rng.random(len(rows)) < 1.0 / (1.0 + np.exp(-logits[key][rows]))
+        takes_up = rng.random(len(rows)) < 1.0 / (1.0 + np.exp(-logits[key][rows]))
         day = window_day + rng.integers(0, calendar.n_days - window_day, len(rows))
-        outcome_frames.append(pd.DataFrame({"customer": rows, "product": key, "taken": taken, "day": day}))
-        account_frames.append(pd.DataFrame({"customer": rows[taken], "product_code": code, "open_day": day[taken]}))
+        outcome_frames.append(pd.DataFrame({"customer": rows, "product": key, "taken": takes_up, "day": day}))
+        account_frames.append(
+            pd.DataFrame({"customer": rows[takes_up], "product_code": code, "open_day": day[takes_up]})
+        )
     return pd.concat(outcome_frames, ignore_index=True), pd.concat(account_frames, ignore_index=True)
 
 
@@ -250,8 +252,8 @@ def _finish_accounts(rng: np.random.Generator, accounts: pd.DataFrame, customers
 
 def _account_numbers(rng: np.random.Generator, family: np.ndarray) -> np.ndarray:
     # Deposit accounts carry a 19-digit debit-card number and credit cards a
-    # 16-digit card number, both Luhn-valid; wealth, loan and insurance contracts
-    # carry a two-letter prefix and twelve digits.
+    # 16-digit card number, both Luhn-valid. Wealth, loan and insurance
+    # contracts carry a two-letter prefix and twelve digits.
     n = len(family)
     serial = 1_000_000 + np.cumsum(rng.integers(1, 900, n))
     serial = serial[rng.permutation(n)]

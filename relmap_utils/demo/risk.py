@@ -58,8 +58,8 @@ def default_logits(customers: pd.DataFrame, credit_to_income: np.ndarray) -> np.
     """Return the log-odds of defaulting inside the history, per customer.
 
     Low income, freelance or unemployed occupations, small-business owners,
-    youth, smaller cities and high credit relative to income raise the odds;
-    together they make the risk indicators of later stages move with default.
+    youth, smaller cities and high credit relative to income raise the odds.
+    Together they make the risk indicators of later stages move with default.
     """
     income = customers["income_wan"].to_numpy()
     occupation = customers["occupation"].to_numpy()
@@ -93,9 +93,10 @@ def plant_defaults(
     defaulted = borrower & (rng.random(n) < 1.0 / (1.0 + np.exp(-logits)))
     defaulters = np.flatnonzero(defaulted)
 
-    # The defaulting account is the customer's first credit account; its first
-    # unpaid due date falls between 6 months into the history and 90 days
-    # (plus a month for the due day) before the as-of date.
+    # The defaulting account is the customer's first credit account. Its first
+    # unpaid due date is the first due date after a day drawn between month 7
+    # of the history and 121 days before the as-of date, so default (90 days
+    # later) never falls after the as-of date.
     first_credit = pd.Series(credit_rows, index=accounts["customer"].to_numpy()[credit_rows]).groupby(level=0).first()
     account = first_credit.loc[defaulters].to_numpy()
     earliest = int(calendar.day_index(np.array([calendar.month_starts[6]]))[0])

@@ -14,10 +14,6 @@ SEGMENT_CODES = ("affluent_senior", "young_professional", "mass_retail", "small_
 # Share of customers in each segment, in SEGMENT_CODES order.
 SEGMENT_SHARES = (0.10, 0.22, 0.38, 0.12, 0.18)
 
-OCCUPATIONS = (
-    "企业职员", "专业技术人员", "公务员", "教师", "医生", "企业管理人员", "个体工商户", "私营企业主",
-    "服务业人员", "工人", "农民", "退休人员", "自由职业", "学生", "无业",
-)
 EDUCATIONS = ("初中及以下", "高中/中专", "大专", "本科", "硕士及以上")
 RISK_TOLERANCES = ("C1", "C2", "C3", "C4", "C5")
 # Transaction kinds of the free-form activity (everything except salaries,

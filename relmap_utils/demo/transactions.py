@@ -252,7 +252,7 @@ def social_transfers(
 
 
 def ring_transfers(rng: np.random.Generator, rings: Rings, demand: np.ndarray) -> Part:
-    """The planted fraud rings' cyclic transfers, one debit and one credit per hop."""
+    """Book the planted fraud rings' cyclic transfers, one debit and one credit per hop."""
     hops = rings.hops
     channel = np.where(rng.random(len(hops)) < 0.7, _code(CHANNELS, "手机银行"), _code(CHANNELS, "网上银行"))
     return _mirrored(hops["sender"].to_numpy(), hops["receiver"].to_numpy(), hops["day"].to_numpy(),
@@ -279,9 +279,9 @@ def everyday_activity(
     """Spending, transfers, cash and business flows, ``count`` rows in all.
 
     Rows are spread over customers by their segment's activity rate and the
-    months they were customers; kinds, channels, merchant categories and amounts
-    follow the segment, with more travel and education spending for customers
-    interested in those topics and bigger baskets before the Spring Festival.
+    months they were customers. Kinds, channels, merchant categories and
+    amounts follow the segment. Customers interested in travel or education
+    spend more on those, and baskets grow before the Spring Festival.
     """
     n = len(customers)
     open_day = calendar.day_index(customers["open_date"].to_numpy().astype("datetime64[D]"))
@@ -387,9 +387,10 @@ def make_transactions(
     Raises
     ------
     ConfigError
-        When salaries, repayments, transfers between customers and the planted patterns
-        leave less than ``MIN_EVERYDAY_SHARE`` of ``n_transactions`` for
-        everyday activity; the message gives the smallest workable count.
+        When salaries, repayments, transfers between customers and the
+        planted patterns leave less than ``MIN_EVERYDAY_SHARE`` of
+        ``n_transactions`` for everyday activity. The message gives the
+        smallest workable count.
     """
     demand = demand_accounts(accounts, len(customers))
     pairs = transfer_pairs(rng, customers, family)

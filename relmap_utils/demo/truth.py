@@ -1,4 +1,4 @@
-"""Labels the bank knows, and the ground truth of everything planted.
+"""Labels a bank would hand over, and the ground truth of everything planted.
 
 The labels file is what a bank would hand over: product take-up, default and
 confirmed fraud. The ground truth goes further (segments, drivers, warning
@@ -23,7 +23,7 @@ from relmap_utils.demo.risk import SIGNALS, Risk
 from relmap_utils.demo.segments import SEGMENT_CODES, SEGMENT_SHARES, SEGMENTS
 
 LABEL_TYPES = {"takeup": "产品购买", "default": "违约", "fraud": "欺诈"}
-# How each planted product's driver shows in the canonical tables after ingest.
+# Evidence of each planted product's driver in the canonical tables after ingest.
 TAKEUP_DRIVERS = {
     "education_wealth": {
         "zh": "浏览子女教育类资讯",
@@ -46,10 +46,6 @@ TAKEUP_DRIVERS = {
         "evidence": "events.topic = travel (raw 旅游); also transactions.merchant_category 旅游酒店",
     },
 }
-
-
-def _dates(calendar: Calendar, days: np.ndarray) -> np.ndarray:
-    return calendar.start + np.asarray(days, dtype=np.int64) * DAY
 
 
 def make_labels(
