@@ -168,7 +168,7 @@ def test_transactions_are_signed_dated_and_unique(bank):
                count(*) filter (where txn_amt = 0)
         from '{folder / "transactions.parquet"}'
         """
-    ).fetchone()
+    ).fetchall()[0]
     assert row[0] == TRANSACTIONS
     assert str(row[1]) >= "2023-01-01"
     assert str(row[2]) < "2024-07-01"
@@ -187,7 +187,7 @@ def test_spending_peaks_before_spring_festival(bank):
                sum(-txn_amt) filter (where txn_tm < '2024-01-20' or txn_tm >= '2024-03-01') / (547 - 41)
         from '{folder / "transactions.parquet"}' where txn_type = '消费'
         """
-    ).fetchone()
+    ).fetchall()[0]
     assert peak > 1.5 * usual
 
 
