@@ -208,8 +208,11 @@ def _trimmed(column: ir.StringValue) -> ir.StringValue:
     return column.strip().nullif("")
 
 
-def row_flags(table: ir.Table, columns: list[str], data_start: int, last_wide_row: int | None) -> dict[str, ir.BooleanValue]:
-    """Return SQL conditions marking blank, totals and footnote rows.
+KIND = "__row_kind"  # NULL for data rows, else blank, totals or footnotes
+
+
+def classify_rows(table: ir.Table, columns: list[str], data_start: int, last_wide_row: int | None) -> ir.Table:
+    """Add a column :data:`KIND` that marks blank, totals and footnote rows.
 
     Parameters
     ----------
@@ -221,23 +224,35 @@ def row_flags(table: ir.Table, columns: list[str], data_start: int, last_wide_ro
         First raw row number below the header.
     last_wide_row : int or None
         Last row number with two or more filled cells (see :func:`last_wide_row`).
+
+    Returns
+    -------
+    Table
+        ``__row``, the text columns and :data:`KIND`. The filled-cell count
+        and the leading text are computed once per row in an inner
+        projection, so each condition reads plain columns.
     """
     filled = [_trimmed(table[name]).notnull().cast(dt.int64) for name in columns]
-    filled_count = sum(filled[1:], filled[0]) if filled else ibis.literal(0)
-    blank = filled_count == 0
-
     lead = ibis.coalesce(*[_trimmed(table[name]) for name in columns[:3]]) if columns else ibis.null(dt.string)
-    totals = lead.re_replace(r"\s", "").re_search(TOTALS).fill_null(False)
+    step = table.select(
+        ROW,
+        *columns,
+        __filled=sum(filled[1:], filled[0]) if filled else ibis.literal(0, dt.int64),
+        __lead=lead,
+        __first=_trimmed(table[columns[0]]) if columns else ibis.null(dt.string),
+    ).view()  # view(): keeps Ibis from inlining these columns into every condition
 
+    blank = step.__filled == 0
+    totals = step.__lead.re_replace(r"\s", "").re_search(TOTALS).fill_null(False)
     if len(columns) >= 2:
-        first = _trimmed(table[columns[0]])
-        single = (filled_count == 1) & first.notnull()
-        trailing = table[ROW] > (last_wide_row if last_wide_row is not None else data_start - 1)
-        note_like = first.re_search(FOOTNOTE_START) | (trailing & first.re_search(SENTENCE))
+        trailing = step[ROW] > (last_wide_row if last_wide_row is not None else data_start - 1)
+        single = (step.__filled == 1) & step.__first.notnull()
+        note_like = step.__first.re_search(FOOTNOTE_START) | (trailing & step.__first.re_search(SENTENCE))
         footnote = (single & note_like).fill_null(False)
     else:
         footnote = ibis.literal(False)
-    return {"blank": blank, "totals": totals & ~blank, "footnotes": footnote & ~totals & ~blank}
+    kind = ibis.cases((blank, "blank"), (totals, "totals"), (footnote, "footnotes"), else_=ibis.null(dt.string))
+    return step.select(ROW, *columns, **{KIND: kind})
 
 
 def last_wide_row(table: ir.Table, columns: list[str], data_start: int) -> ir.IntegerScalar:

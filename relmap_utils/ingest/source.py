@@ -26,14 +26,13 @@ from relmap_utils.config import ColumnMap, Source
 from relmap_utils.errors import SourceError
 from relmap_utils.ingest import parsing, readers
 from relmap_utils.ingest.encoding import prepare_utf8
-from relmap_utils.ingest.layout import ROW, Layout, detect_layout, last_wide_row, row_flags
+from relmap_utils.ingest.layout import KIND, ROW, Layout, classify_rows, detect_layout, last_wide_row
 from relmap_utils.ingest.typing import (
     DATE_HEADER,
     IBIS_TYPES,
     canonical_type_of_ibis,
     decide_type,
-    profile_expressions,
-    split_profiles,
+    profile_columns,
     type_of_role,
 )
 
@@ -43,6 +42,9 @@ TEXT_TYPES = ("id", "category", "text")
 # Above this share of unparseable values a declared type is taken to be wrong
 # (a wrong role or date format), and ingest stops instead of writing NULLs.
 MAX_UNPARSED_SHARE = 0.5
+# Types of unmapped columns are guessed from the first rows; the typed pass
+# then checks the guess against every row (see _type_columns).
+PROFILE_SAMPLE_ROWS = 200_000
 
 
 @dataclass
@@ -155,27 +157,24 @@ def _text_table(
     cells = [f"c{index}" for index in range(grid.width)]
     body = raw.filter(raw[ROW] >= layout.data_start)
     last_wide = backend.execute(last_wide_row(body, cells, layout.data_start))
-    flags = row_flags(body, cells, layout.data_start, None if last_wide is None else int(last_wide))
-    counts = run_aggregates(
-        body,
-        {
-            "rows_read": body.count(),
-            **{kind: flag.cast(dt.int64).sum().fill_null(0) for kind, flag in flags.items()},
-        },
-    )
-    excluded = flags["blank"] | flags["totals"] | flags["footnotes"]
-    data = body.filter(~excluded)
+    classified = classify_rows(body, cells, layout.data_start, None if last_wide is None else int(last_wide))
+    stored = _materialize(backend, _internal_name("rows", source, number), classified)
+    _drop(con, grid.table_name, grid.table_name + "_cells")
+
+    kinds = stored.group_by(KIND).aggregate(rows=stored.count()).to_pyarrow().to_pylist()
+    counts = {row[KIND]: int(row["rows"]) for row in kinds}
+    data = stored.filter(stored[KIND].isnull())
     table = data.select(ROW, **{name: data[cell] for name, cell in zip(layout.names, cells)})
 
     info.update(
         header_rows=layout.header_rows,
         header_levels=layout.header_levels,
-        rows_read=int(counts["rows_read"]),
+        rows_read=sum(counts.values()),
         excluded_rows={
             "title": layout.title_rows,
-            "totals": int(counts["totals"] or 0),
-            "footnotes": int(counts["footnotes"] or 0),
-            "blank": int(counts["blank"] or 0),
+            "totals": counts.get("totals", 0),
+            "footnotes": counts.get("footnotes", 0),
+            "blank": counts.get("blank", 0),
         },
     )
     if info.get("excel_error_cells"):
@@ -252,15 +251,18 @@ def _declared_type(column: _Column, table_name: str | None) -> str | None:
     return None
 
 
-def _clean_text(value: ir.StringValue, markers: list[str]) -> tuple[ir.StringValue, ir.BooleanValue]:
-    trimmed = value.strip()
+def _clean_text(
+    raw: ir.StringValue, trimmed: ir.StringValue, markers: list[str]
+) -> tuple[ir.StringValue, ir.BooleanValue]:
+    # ``trimmed`` comes from an inner projection, so strip() runs once per
+    # cell; repeated in each condition it made this pass about 3x slower.
     stripped_markers = sorted({marker.strip() for marker in markers if marker.strip()})
     hit = ibis.literal(False)
     if markers:
-        hit = value.isin(markers)
+        hit = raw.isin(markers)
     if stripped_markers:
         hit = hit | trimmed.isin(stripped_markers)
-    hit = value.notnull() & hit
+    hit = raw.notnull() & hit
     clean = ibis.ifelse(hit | (trimmed == ""), ibis.null(dt.string), trimmed)
     return clean, hit
 
@@ -396,58 +398,76 @@ def read_source(
         table = table.mutate(**{ROW: ibis.literal(None, dt.int64)})
 
     result = _type_columns(source, table, info, backend, timezone, fmt == "excel", number)
-    raw = _internal_name("raw", source, number)
-    _drop(backend.con, raw, raw + "_cells")
+    _drop(backend.con, _internal_name("rows", source, number))
     return result
+
+
+def _materialize(backend: Any, name: str, table: ir.Table) -> ir.Table:
+    backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {backend.compile(table)}')
+    return backend.table(name)
 
 
 def _type_columns(
     source: Source, table: ir.Table, info: dict[str, Any], backend: Any, timezone: str, is_excel: bool, number: int
 ) -> ReadResult:
+    # Passes over the data, each materialized so the next one reads plain
+    # columns instead of repeating nested expressions: cleaned text (trimmed,
+    # markers and blanks NULL, values recoded), the profile of a sample for
+    # columns whose type is guessed, then the typed columns.
     plan = _plan_columns(source, list(table.columns), source.table)
     markers = list(source.missing_values)
 
+    text_headers = [column.header for column in plan if table[column.header].type().is_string()]
+    step = table.select(
+        table[ROW],
+        *[table[column.header] for column in plan if column.header not in text_headers],
+        **{f"__raw_{index}": table[header] for index, header in enumerate(text_headers)},
+        **{f"__trimmed_{index}": table[header].strip() for index, header in enumerate(text_headers)},
+    ).view()  # view(): keeps Ibis from inlining strip() into each condition
     cleaned: dict[str, ir.Value] = {}
-    aggregates: dict[str, ir.Scalar] = {}
+    marker_counts: dict[str, ir.Scalar] = {}
     for column in plan:
-        value = table[column.header]
-        if value.type().is_string():
-            value, hit = _clean_text(value, markers)
-            if markers:
-                aggregates[f"marker\x00{column.header}"] = hit.cast(dt.int64).sum().fill_null(0)
-            if column.mapping and column.mapping.values:
-                value = value.substitute(column.mapping.values)
+        if column.header not in text_headers:
+            cleaned[column.header] = step[column.header]
+            continue
+        index = text_headers.index(column.header)
+        value, hit = _clean_text(step[f"__raw_{index}"], step[f"__trimmed_{index}"], markers)
+        if markers:
+            marker_counts[column.header] = hit.cast(dt.int64).sum().fill_null(0)
+        if column.mapping and column.mapping.values:
+            value = value.substitute(column.mapping.values)
         cleaned[column.header] = value
+    markers_replaced = dict(info.get("missing_markers_replaced") or {})
+    for header, count in run_aggregates(step, marker_counts).items():
+        if count:
+            markers_replaced[header] = int(count)
+    clean = _materialize(backend, _internal_name("clean", source, number), step.select(step[ROW], **cleaned))
+
+    to_profile: dict[str, tuple[list[str], bool]] = {}
+    for column in plan:
+        value = clean[column.header]
         column.type = _declared_type(column, source.table)
         if column.type is None and not value.type().is_string():
             column.type = canonical_type_of_ibis(value.type())
         if column.type is None:
             allow_serial = is_excel or bool(DATE_HEADER.search(column.header))
-            aggregates.update(profile_expressions(column.header, value, source.date_formats, allow_serial))
-
-    results = run_aggregates(table, aggregates)
-    markers_replaced = dict(info.get("missing_markers_replaced") or {})
-    profile_values = {}
-    for key, value in results.items():
-        if key.startswith("marker\x00"):
-            if value:
-                markers_replaced[key.partition("\x00")[2]] = int(value)
-        else:
-            profile_values[key] = value
-    profiles = split_profiles(profile_values)
+            to_profile[column.header] = (list(source.date_formats), allow_serial)
+    profiles = profile_columns(clean.limit(PROFILE_SAMPLE_ROWS), to_profile)
 
     damaged_by_guess: set[str] = set()
+    guessed: set[str] = set()
     for column in plan:
         if column.type is None:
             guess = decide_type(column.header, profiles[column.header], bool(source.date_formats))
             column.type = guess.type
+            guessed.add(column.target)
             if guess.damaged_identifier:
                 damaged_by_guess.add(column.target)
 
     typed: dict[str, ir.Value] = {}
-    checks: dict[str, ir.Scalar] = {}
+    checks: dict[str, ir.Scalar] = {"rows": clean.count()}
     for column in plan:
-        value = cleaned[column.header]
+        value = clean[column.header]
         allow_serial = (
             is_excel
             or column.declared
@@ -456,73 +476,59 @@ def _type_columns(
         unit = (column.mapping.unit if column.mapping and column.mapping.unit else None) or parsing.header_unit(
             column.header
         )
-        converted = _convert(value, column.type, column.header, _formats(source, column), allow_serial, unit, timezone)
-        typed[column.target] = converted
+        typed[column.target] = _convert(value, column.type, column.header, _formats(source, column), allow_serial, unit, timezone)
         if value.type().is_string() and column.type not in TEXT_TYPES:
-            failed = value.notnull() & converted.isnull()
-            typed[f"__failed_{len(checks)}"] = failed
-            checks[column.target] = failed
+            checks[f"nonnull\x00{column.target}"] = value.count()
         if column.type == "id" and value.type().is_string():
-            typed[f"__damaged_{column.target}"] = parsing.looks_damaged_identifier(value)
+            checks[f"damaged\x00{column.target}"] = parsing.looks_damaged_identifier(value).cast(dt.int64).sum().fill_null(0)
+    tally = run_aggregates(clean, checks)
 
     constant_types: dict[str, str] = {}
     for name, value in source.constants.items():
         typed[name], constant_types[name] = _constant(name, value, source.table)
+    typed_name = _internal_name("typed", source, number)
+    stored = _materialize(backend, typed_name, clean.select(clean[ROW], **typed))
 
-    materialized = _internal_name("typed", source, number)
-    backend.con.execute(
-        f'CREATE OR REPLACE TEMP TABLE "{materialized}" AS '
-        f"{backend.compile(table.select(table[ROW], **typed))}"
-    )
-    stored = backend.table(materialized)
-
-    flag_columns = [name for name in stored.columns if name.startswith(("__failed_", "__damaged_"))]
-    tallies: dict[str, ir.Scalar] = {"rows": stored.count()}
-    for index, target in enumerate(checks):
-        flag = stored[f"__failed_{index}"]
-        tallies[f"failed\x00{target}"] = flag.cast(dt.int64).sum().fill_null(0)
-        tallies[f"first\x00{target}"] = stored[ROW].min(where=flag)
-        tallies[f"nonnull\x00{target}"] = (
-            stored[target].notnull() | flag
-        ).cast(dt.int64).sum().fill_null(0)
-    for name in flag_columns:
-        if name.startswith("__damaged_"):
-            tallies[f"damaged\x00{name.removeprefix('__damaged_')}"] = stored[name].cast(dt.int64).sum().fill_null(0)
-    tally = run_aggregates(stored, tallies)
-
-    declared = {column.target: column.declared for column in plan}
-    damaged = {
-        target: int(tally.get(f"damaged\x00{target}") or 0)
-        for target in {*damaged_by_guess, *(n.removeprefix("__damaged_") for n in flag_columns if n.startswith("__damaged_"))}
-        if int(tally.get(f"damaged\x00{target}") or 0)
-    }
-    unparsed = {}
     by_target = {column.target: column for column in plan}
-    for target in checks:
-        failed = int(tally[f"failed\x00{target}"] or 0)
+    nonnull_keys = [key for key in tally if key.startswith("nonnull\x00")]
+    parsed_counts = run_aggregates(stored, {key: stored[key.partition("\x00")[2]].count() for key in nonnull_keys})
+    fallbacks = []
+    for key, parsed in parsed_counts.items():
+        target = key.partition("\x00")[2]
+        if target in guessed and int(parsed or 0) < int(tally[key] or 0):
+            # The guess came from a sample; a value outside it does not fit,
+            # so the column stays text rather than losing that value.
+            column = by_target[target]
+            column.type = "text"
+            typed[target] = clean[column.header]
+            fallbacks.append(target)
+            parsed_counts[key] = tally[key]
+    if fallbacks:
+        logger.warning("source %s: columns kept as text, some values do not fit the guessed type: %s", source.name, ", ".join(fallbacks))
+        stored = _materialize(backend, typed_name, clean.select(clean[ROW], **typed))
+    unparsed: dict[str, int] = {}
+    for key, parsed in parsed_counts.items():
+        target = key.partition("\x00")[2]
+        nonnull = int(tally[key] or 0)
+        failed = nonnull - int(parsed or 0)
         if not failed:
             continue
-        nonnull = int(tally[f"nonnull\x00{target}"] or 0)
         unparsed[target] = failed
         column = by_target[target]
         if failed > MAX_UNPARSED_SHARE * nonnull:
-            first_row = tally[f"first\x00{target}"]
-            shape = "-"
-            if first_row is not None:
-                found = table.filter(table[ROW] == first_row).select(column.header).limit(1).to_pyarrow()
-                raw_value = found.column(0)[0].as_py() if found.num_rows else None
-                shape = value_shape(str(raw_value)) if raw_value is not None else "-"
-            raise SourceError(
-                "ingest.values_unparsed",
-                source=source.name,
-                column=column.header,
-                type=column.type,
-                failed=failed,
-                total=nonnull,
-                row=first_row if first_row is not None else "?",
-                shape=shape,
-            )
+            _raise_unparsed(source, column, clean, typed[target], failed, nonnull)
         logger.warning("source %s: %d values of column %s did not parse as %s", source.name, failed, column.header, column.type)
+
+    damaged = {
+        key.partition("\x00")[2]: int(count)
+        for key, count in tally.items()
+        if key.startswith("damaged\x00") and count
+    }
+    for target in damaged_by_guess - set(damaged):
+        damaged[target] = int(profiles[by_target[target].header]["scientific"])
+    if damaged:
+        logger.warning("source %s: identifier columns arrived damaged: %s", source.name, ", ".join(sorted(damaged)))
+    _drop(backend.con, _internal_name("clean", source, number))
 
     info.update(
         rows=int(tally["rows"]),
@@ -531,10 +537,8 @@ def _type_columns(
         unparsed_values=unparsed,
         columns_declared=[column.target for column in plan if column.declared],
         columns_guessed=[c.target for c in plan if not c.declared and _declared_type(c, source.table) is None],
+        declared={column.target: column.declared for column in plan},
     )
-    if damaged:
-        logger.warning("source %s: identifier columns arrived damaged: %s", source.name, ", ".join(sorted(damaged)))
-
     output = [column.target for column in plan] + [name for name in source.constants if name not in by_target]
     column_types = {column.target: column.type for column in plan}
     column_types.update(constant_types)
@@ -543,5 +547,22 @@ def _type_columns(
     for name in source.constants:
         roles.setdefault(name, None)
         source_columns[name] = None
-    info["declared"] = declared
     return ReadResult(stored.select(*output), info, column_types, roles, source_columns)
+
+
+def _raise_unparsed(source: Source, column: _Column, clean: ir.Table, converted: ir.Value, failed: int, total: int) -> None:
+    value = clean[column.header]
+    first = clean.filter(value.notnull() & converted.isnull()).select(ROW, value).order_by(ROW).limit(1)
+    rows = first.to_pyarrow().to_pylist()
+    row = rows[0][ROW] if rows and rows[0][ROW] is not None else "?"
+    shape = value_shape(str(rows[0][column.header])) if rows else "-"
+    raise SourceError(
+        "ingest.values_unparsed",
+        source=source.name,
+        column=column.header,
+        type=column.type,
+        failed=failed,
+        total=total,
+        row=row,
+        shape=shape,
+    )

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -111,56 +110,92 @@ def canonical_type_of_ibis(dtype: dt.DataType) -> str:
     return "text"
 
 
-def profile_expressions(
-    name: str,
-    text: ir.StringValue,
-    formats: list[str],
-    allow_excel_serial: bool,
-) -> dict[str, ir.Scalar]:
-    """Return the aggregates that :func:`decide_type` needs for one column.
+DATE_LIKE = r"^\d{4}\s*[-/.年]|^\d{8}(\.0+)?$|^\d{14}$|^\d{5}(\.\d+)?$"
 
-    Keys are prefixed with ``name`` so the aggregates of all columns of a
-    source run in one query.
+
+def _count(flag: ir.BooleanValue) -> ir.IntegerScalar:
+    return flag.fill_null(False).cast(dt.int64).sum().fill_null(0)
+
+
+def profile_columns(
+    table: ir.Table,
+    columns: dict[str, tuple[list[str], bool]],
+) -> dict[str, dict[str, int]]:
+    """Count, in one query, what :func:`decide_type` needs for each column.
+
+    Parameters
+    ----------
+    table : Table
+        Table of cleaned text columns (trimmed, blanks and markers NULL).
+    columns : dict
+        For each column to profile: the configured date formats and whether
+        five-digit Excel serial dates count as dates.
+
+    Returns
+    -------
+    dict
+        ``{column: {measure: count}}``.
+
+    Notes
+    -----
+    Parsed dates and amounts are computed once per row in an inner
+    projection and only counted in the outer query, because the same parse
+    appears in several measures. Date parsing runs only on values shaped
+    like a date.
     """
-    parsed = parsing.parse_timestamp(text, formats)
-    serial = parsing.parse_timestamp(text, (), allow_excel_serial=True) if allow_excel_serial else None
-    configured = ibis.coalesce(*[parsing._try_strptime(text, fmt) for fmt in formats]) if formats else None
-    amount = parsing.parse_amount(text)
+    if not columns:
+        return {}
+    parsed_columns: dict[str, ir.Value] = {}
+    for index, (name, (formats, allow_serial)) in enumerate(columns.items()):
+        text = table[name]
+        # Configured formats may match any shape, so only the built-in forms are prefiltered.
+        date_like = ibis.literal(True) if formats else text.re_search(DATE_LIKE)
+        parsed_columns[f"t{index}"] = text
+        parsed_columns[f"d{index}"] = ibis.ifelse(
+            date_like, parsing.parse_timestamp(text, formats, allow_serial), ibis.null(dt.timestamp)
+        )
+        parsed_columns[f"a{index}"] = parsing.parse_amount(text)
+        if formats:
+            configured = ibis.coalesce(*[parsing._try_strptime(text, fmt) for fmt in formats])
+            parsed_columns[f"c{index}"] = configured
+    parsed = table.select(**parsed_columns).view()  # view(): one parse per row, not one per measure
 
-    def count(condition: ir.BooleanValue) -> ir.IntegerScalar:
-        return condition.fill_null(False).cast(dt.int64).sum().fill_null(0)
+    aggregates: dict[str, ir.Scalar] = {}
+    keys: list[tuple[str, str, str]] = []
+    for index, (name, (formats, allow_serial)) in enumerate(columns.items()):
+        text, date, amount = parsed[f"t{index}"], parsed[f"d{index}"], parsed[f"a{index}"]
+        serial = text.re_search(parsing.EXCEL_SERIAL) & date.notnull() if allow_serial else None
+        measures: dict[str, ir.Scalar] = {
+            "n": text.count(),
+            "integer": _count(text.re_search(INTEGER)),
+            "digits": _count(text.re_search(r"^\d+$")),
+            "integer_dot_zero": _count(text.re_search(INTEGER_DOT_ZERO)),
+            "leading_zero": _count(text.re_search(LEADING_ZERO)),
+            "long_digits": _count(text.re_search(LONG_DIGITS)),
+            "resident_id_shape": _count(text.re_search(RESIDENT_ID_SHAPE)),
+            "id_with_x": _count(text.re_search(r"^\d{17}[Xx]$")),
+            "scientific": _count(text.re_search(parsing.SCIENTIFIC)),
+            "compact_date": _count(text.re_search(parsing.COMPACT_DATE) | text.re_search(parsing.COMPACT_DATETIME)),
+            "date": _count(date.notnull() & ~text.re_search(parsing.EXCEL_SERIAL)),
+            "configured_date": _count(parsed[f"c{index}"].notnull()) if formats else ibis.literal(0, dt.int64),
+            "time_of_day": _count(date.notnull() & (date.cast(dt.time) != ibis.time("00:00:00"))),
+            "serial_date": _count(serial) if serial is not None else ibis.literal(0, dt.int64),
+            "amount": _count(amount.notnull()),
+            "amount_decorated": _count(amount.notnull() & text.re_search(AMOUNT_DECORATION)),
+            "boolean": _count(text.lower().isin(list(parsing.TRUE_WORDS + parsing.FALSE_WORDS))),
+            "code": _count(text.re_search(ALPHANUMERIC_CODE)),
+            "distinct": text.approx_nunique(),
+            "max_length": text.length().max().fill_null(0),
+        }
+        for measure, expression in measures.items():
+            alias = f"m{len(keys)}"
+            keys.append((name, measure, alias))
+            aggregates[alias] = expression
 
-    aggregates: dict[str, ir.Scalar] = {
-        "n": text.count(),
-        "integer": count(text.re_search(INTEGER)),
-        "digits": count(text.re_search(r"^\d+$")),
-        "integer_dot_zero": count(text.re_search(INTEGER_DOT_ZERO)),
-        "leading_zero": count(text.re_search(LEADING_ZERO)),
-        "long_digits": count(text.re_search(LONG_DIGITS)),
-        "resident_id_shape": count(text.re_search(RESIDENT_ID_SHAPE)),
-        "id_with_x": count(text.re_search(r"^\d{17}[Xx]$")),
-        "scientific": count(text.re_search(parsing.SCIENTIFIC)),
-        "compact_date": count(text.re_search(parsing.COMPACT_DATE) | text.re_search(parsing.COMPACT_DATETIME)),
-        "date": count(parsed.notnull()),
-        "configured_date": count(configured.notnull()) if configured is not None else ibis.literal(0, dt.int64),
-        "time_of_day": count(parsed.notnull() & (parsed.cast(dt.time) != ibis.time("00:00:00"))),
-        "serial_date": count(serial.notnull()) if serial is not None else ibis.literal(0, dt.int64),
-        "amount": count(amount.notnull()),
-        "amount_decorated": count(amount.notnull() & text.re_search(AMOUNT_DECORATION)),
-        "boolean": count(text.lower().isin(list(parsing.TRUE_WORDS + parsing.FALSE_WORDS))),
-        "code": count(text.re_search(ALPHANUMERIC_CODE)),
-        "distinct": text.approx_nunique(),
-        "max_length": text.length().max().fill_null(0),
-    }
-    return {f"{name}\x00{key}": value for key, value in aggregates.items()}
-
-
-def split_profiles(row: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Regroup the one-row result of the aggregate query by column."""
+    row = parsed.aggregate(**aggregates).to_pyarrow().to_pylist()[0]
     profiles: dict[str, dict[str, int]] = {}
-    for key, value in row.items():
-        column, _, measure = key.partition("\x00")
-        profiles.setdefault(column, {})[measure] = int(value or 0)
+    for name, measure, alias in keys:
+        profiles.setdefault(name, {})[measure] = int(row[alias] or 0)
     return profiles
 
 
@@ -172,7 +207,7 @@ def decide_type(header: str, profile: dict[str, int], has_formats: bool = False)
     header : str
         Column header as written in the source, used for hints.
     profile : dict
-        Counts from :func:`profile_expressions`.
+        Counts from :func:`profile_columns`.
     has_formats : bool, default=False
         Whether the source configures date formats.
 
