@@ -8,7 +8,6 @@ traceback and exits with code 2; a failed stage exits with code 1.
 
 import functools
 import inspect
-import json
 import logging
 import os
 import re
@@ -31,7 +30,6 @@ from relmap_utils.paths import ENGAGEMENTS_DIR, TEMPLATE_DIR
 
 
 NAME_PLACEHOLDER = "__ENGAGEMENT_NAME__"
-DEMO_STAMP = ".relmap-demo.json"
 _ENGAGEMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _STATUS_ORDER = ("succeeded", "reused", "failed", "skipped", "running", "pending")
 
@@ -355,26 +353,18 @@ def prepare_demo_data(data_dir: Path, customers: int, transactions: int, seed: i
     bool
         True when the data was generated, False when the existing data was kept.
     """
-    from relmap_utils.demo import generate_demo_bank
+    from relmap_utils.demo import demo_bank_is_current, generate_demo_bank
 
     if seed is None:
         seed = inspect.signature(generate_demo_bank).parameters["seed"].default
-    requested = {"n_customers": customers, "n_transactions": transactions, "seed": seed}
-    stamp = data_dir / DEMO_STAMP
-    try:
-        if json.loads(stamp.read_text(encoding="utf-8")) == requested:
-            typer.echo(tr("cli.demo.data_kept", path=str(data_dir)))
-            return False
-    except (FileNotFoundError, ValueError):
-        pass
+    if demo_bank_is_current(data_dir, n_customers=customers, n_transactions=transactions, seed=seed):
+        typer.echo(tr("cli.demo.data_kept", path=str(data_dir)))
+        return False
 
     typer.echo(tr("cli.demo.generating", customers=customers, transactions=transactions, path=str(data_dir)))
     started = time.monotonic()
-    stamp.unlink(missing_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     generate_demo_bank(data_dir, n_customers=customers, n_transactions=transactions, seed=seed)
-    # Written last, so an interrupted generation is redone next time.
-    stamp.write_text(json.dumps(requested), encoding="utf-8")
     typer.echo(tr("cli.demo.generated", seconds=f"{time.monotonic() - started:.1f}"))
     return True
 
