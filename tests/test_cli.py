@@ -277,10 +277,16 @@ def fake_demo(monkeypatch):
     def generate_demo_bank(out_dir, n_customers=20000, n_transactions=1_000_000, seed=20240601):
         calls.append((n_customers, n_transactions, seed))
         (Path(out_dir) / "customers.csv").write_text("客户号,城市\n0001,上海\n", encoding="utf-8")
+        (Path(out_dir) / "fake_demo.json").write_text(json.dumps([n_customers, n_transactions, seed]))
         return {}
+
+    def demo_bank_is_current(out_dir, n_customers=20000, n_transactions=1_000_000, seed=20240601):
+        marker = Path(out_dir) / "fake_demo.json"
+        return marker.is_file() and json.loads(marker.read_text()) == [n_customers, n_transactions, seed]
 
     module = types.ModuleType("relmap_utils.demo")
     module.generate_demo_bank = generate_demo_bank
+    module.demo_bank_is_current = demo_bank_is_current
     monkeypatch.setitem(sys.modules, "relmap_utils.demo", module)
     return calls
 
