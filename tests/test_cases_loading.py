@@ -1,6 +1,6 @@
 """Hard loading cases (IDs, encodings, zero-padded codes, Chinese dates, Excel headers).
 
-Each case folder holds an input, a README and expected.json. Every case runs
+Each case folder contains an input, a README and expected.json. Every case runs
 through the public API (:func:`relmap_utils.ingest.read_source`) on the file
 as published and on variants that keep its point: other encodings, other
 separators, another blank or placeholder.
@@ -8,7 +8,6 @@ separators, another blank or placeholder.
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import gzip
-from pathlib import Path
 
 import pytest
 

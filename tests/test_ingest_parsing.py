@@ -244,7 +244,7 @@ def test_declared_type_that_does_not_fit_stops(tmp_path, backend):
         _read(tmp_path, backend, text, columns={"opened": {"name": "opened", "role": "date"}})
 
 
-def test_a_few_unparsed_values_are_reported(tmp_path, backend):
+def test_declared_date_few_unparsed(tmp_path, backend):
     text = "id,opened\n1,2023-01-05\n2,2023-02-05\n3,someday\n"
 
     result = _read(tmp_path, backend, text, columns={"opened": {"name": "opened", "role": "date"}})
@@ -267,3 +267,16 @@ def test_keep_unmapped_off(tmp_path, backend):
     result = _read(tmp_path, backend, GUESS_TEXT, columns={"客户号": "customer_id"}, keep_unmapped=False)
 
     assert list(result.table.columns) == ["customer_id"]
+
+
+def test_guess_checked_against_rows_outside_sample(tmp_path, backend, monkeypatch):
+    from relmap_utils.ingest import source as source_module
+
+    monkeypatch.setattr(source_module, "PROFILE_SAMPLE_ROWS", 2)
+    text = "id,score\n1,10\n2,20\n3,pending\n"
+
+    result = _read(tmp_path, backend, text)
+
+    assert result.column_types["score"] == "text"
+    assert result.table["score"].to_pyarrow().to_pylist() == ["10", "20", "pending"]
+    assert result.info["unparsed_values"] == {}

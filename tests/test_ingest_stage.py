@@ -286,7 +286,8 @@ def test_validate_sources_lists_problems(tmp_path, monkeypatch):
     messages = [str(problem) for problem in problems]
     assert len(messages) == 5
     assert "RELMAP_PSEUDONYM_KEY" in messages[0]
-    assert "客户编码" in messages[1] and "客户号" in messages[1]
+    assert "客户编码" in messages[1]
+    assert "客户号" in messages[1]
     assert "product_family" in messages[2]
     assert "gone.csv" in messages[3]
     assert "elsewhere" in messages[4]

@@ -4,8 +4,9 @@ Bank systems export tables the way they print them: a title line, a header
 of one or more rows with merged group cells, the data, a 合计 totals row and a
 footnote. Ingest keeps only the data rows and counts the others.
 
-The header is found from the first rows in Python (a few dozen cells); the
-totals, footnote and blank rows are found by SQL over the whole raw table.
+The header is found from the first rows in Python, which are a few dozen
+cells. The totals, footnote and blank rows are found by SQL over the whole
+raw table.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ MAX_AUTO_HEADER_ROWS = 5
 # A totals row starts with one of these words, optionally followed by a colon
 # and more text (总计: 5户), once spaces are removed (合 计).
 TOTALS = r"(?i)^(合计|小计|总计|总合计|共计|累计合计|total|subtotal|grandtotal)([:：].*)?$"
-# A footnote is a row with one cell that starts like a note; any such row
-# after the last row with two or more cells counts too when it reads like a
-# sentence (punctuation, or 15 characters and more).
+# A footnote is a row with one filled cell that starts like a note. A row
+# with one filled cell after the last row with two or more also counts when
+# it reads like a sentence (punctuation, or 15 characters and more).
 FOOTNOTE_START = r"(?i)^\s*(注|备注|说明|附注|数据来源|资料来源|制表|填表|打印|审核|note|source)|^\s*[*※]"
 SENTENCE = r"[：:。，,；;（）()]|^.{15,}$"
 
@@ -46,7 +47,7 @@ class Merge:
 
 @dataclass
 class Layout:
-    """Where the header is and what the columns are called."""
+    """Header position and column names of a sheet."""
 
     names: list[str]
     header_levels: list[list[str]]
@@ -71,7 +72,7 @@ def _count_filled(cells: list[str | None]) -> int:
 
 def _auto_header_rows(start: int, merges: list[Merge], available: set[int]) -> int:
     # A header row with a horizontal merge is a group row, so the row below
-    # belongs to the header too; a vertical merge starting in a header row
+    # belongs to the header too. A vertical merge starting in a header row
     # extends the header down to where the merge ends.
     rows = 1
     while rows < MAX_AUTO_HEADER_ROWS and start + rows in available:
@@ -173,7 +174,12 @@ def detect_layout(
                 break
             position += 1
 
-    first_row = head[position][0] if position < len(head) else (head[-1][0] + 1 if head else 1)
+    if position < len(head):
+        first_row = head[position][0]
+    elif head:
+        first_row = head[-1][0] + 1
+    else:
+        first_row = 1
     available = {number for number, _ in head}
     if header_rows == "auto":
         count = 0 if names is not None else _auto_header_rows(first_row, merges, available)

@@ -88,7 +88,7 @@ def get_key(privacy: Privacy) -> bytes:
 
 
 def key_fingerprint(key: bytes) -> str:
-    """Return a short fingerprint that tells keys apart without revealing them.
+    """Return a short fingerprint that distinguishes keys without revealing them.
 
     Examples
     --------
@@ -197,7 +197,7 @@ def pseudonymize_expr(column: ir.Value, key_table: ir.Table) -> ir.StringValue:
 
 
 def resident_id_valid(text: ir.StringValue) -> ir.BooleanValue:
-    """Whether an 18-character value has a valid ISO 7064 MOD 11-2 check character."""
+    """Return whether an 18-character value has a valid ISO 7064 MOD 11-2 check character."""
     digits = [text.substr(index, 1).try_cast(dt.int64) * weight for index, weight in enumerate(_ID_WEIGHTS)]
     total = sum(digits[1:], digits[0])
     expected = ibis.literal(_ID_CHECK).substr((total % 11).cast(dt.int64), 1)
@@ -206,7 +206,7 @@ def resident_id_valid(text: ir.StringValue) -> ir.BooleanValue:
 
 
 def luhn_valid(text: ir.StringValue) -> ir.BooleanValue:
-    """Whether a 16-19 digit value passes the Luhn check of card numbers."""
+    """Return whether a 16-19 digit value passes the Luhn check of card numbers."""
     length = text.length()
     terms = []
     for position in range(1, 20):  # from the right, 1-based

@@ -1,10 +1,10 @@
 """Read one configured source into a typed Ibis table.
 
-:func:`read_source` is the whole path of one source: find and decode the
-file, load it as a raw grid of text, find the header and drop report rows,
-replace missing-value markers, apply the column mapping, type every column
-(declared role, canonical schema, or guess) and materialize the result in a
-temporary DuckDB table. Privacy treatments come later, per canonical table
+:func:`read_source` takes one source all the way. It finds and decodes the
+file, loads it as a raw grid of text, finds the header and drops report
+rows, replaces missing-value markers, applies the column mapping, types
+every column (declared role, canonical schema, or guess) and materializes
+the result in a temporary DuckDB table. Privacy treatments come later, per canonical table
 (see :mod:`relmap_utils.ingest.stage`).
 """
 
@@ -283,7 +283,9 @@ def _convert(
             return value.cast(dt.string)
         if dtype.is_timestamp():
             value = parsing.to_local_naive(value, timezone)
-            return value.cast(dt.date) if kind == "date" else value if kind == "datetime" else value.cast(IBIS_TYPES[kind])
+            if kind == "datetime":
+                return value
+            return value.cast(IBIS_TYPES[kind])
         if kind in ("date", "datetime"):
             if dtype.is_date():
                 return value if kind == "date" else value.cast(dt.timestamp)
@@ -410,10 +412,10 @@ def _materialize(backend: Any, name: str, table: ir.Table) -> ir.Table:
 def _type_columns(
     source: Source, table: ir.Table, info: dict[str, Any], backend: Any, timezone: str, is_excel: bool, number: int
 ) -> ReadResult:
-    # Passes over the data, each materialized so the next one reads plain
-    # columns instead of repeating nested expressions: cleaned text (trimmed,
-    # markers and blanks NULL, values recoded), the profile of a sample for
-    # columns whose type is guessed, then the typed columns.
+    # Each pass over the data is materialized, so the next one reads plain
+    # columns instead of repeating nested expressions. The passes are the
+    # cleaned text (trimmed, markers and blanks NULL, values recoded), the
+    # profile of a sample for guessed columns, and the typed columns.
     plan = _plan_columns(source, list(table.columns), source.table)
     markers = list(source.missing_values)
 

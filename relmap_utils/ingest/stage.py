@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow.parquet as pq
 
@@ -136,7 +135,10 @@ def _unmatched_personal_data(engagement: Engagement, tables: dict[str, list[str]
     unmatched = []
     for entry in engagement.privacy.personal_data:
         table_part, _, column_part = entry.column.rpartition(".")
-        candidates = [tables[table_part]] if table_part in tables else list(tables.values()) if not table_part else []
+        if not table_part:
+            candidates = list(tables.values())
+        else:
+            candidates = [tables[table_part]] if table_part in tables else []
         if not any(column_part in columns for columns in candidates):
             unmatched.append(entry.column)
     return unmatched

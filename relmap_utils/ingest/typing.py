@@ -1,8 +1,8 @@
 """Column types: declared roles, canonical types, and guesses for unmapped columns.
 
-A column's canonical type comes from, in this order: the role declared in
-engagement.yaml; the canonical schema when the column name is a canonical
-column of the target table; otherwise a guess. Guessing looks at every value
+A column's canonical type comes from the role declared in engagement.yaml.
+Without a role it comes from the canonical schema when the column name is a
+canonical column of the target table, and otherwise from a guess. Guessing looks at every value
 of the column in one aggregate query per source (SQL pushdown), never at a
 sample in Python.
 

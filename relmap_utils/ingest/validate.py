@@ -143,10 +143,11 @@ def _query_sources(source: Source, known: set[str]) -> tuple[list[str], list[str
 def validate_sources(engagement: Engagement, engagement_dir: Path) -> list[RelmapError]:
     """Check every source of an engagement without running ingest.
 
-    Checks that each file exists and opens, that its encoding and separator
-    can be detected from its start, that every mapped column is present,
-    that each canonical table gets its required columns, that query sources
-    name only known sources, and that the pseudonym key is set.
+    Checks that each file exists and opens, and that its encoding and
+    separator can be detected from its start. Checks that every mapped
+    column is present and each canonical table gets its required columns.
+    Checks that query sources name only known sources, and that the
+    pseudonym key is set.
 
     Parameters
     ----------
