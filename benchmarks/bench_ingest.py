@@ -231,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             measurement = harness.run_measured(command, env=env, timeout=args.timeout)
             results["measurements"][mode].append(measurement)
             seconds = measurement["child"].get("work_s", "failed")
-            print(f"[{repeat + 1}/{args.repeat}] {mode}: {seconds} s, {measurement['max_rss_mb']} MiB", flush=True)
+            print(
+                f"[{repeat + 1}/{args.repeat}] {mode}: {seconds} s, {measurement['max_rss_mb']} MiB, "
+                f"other processes {measurement['other_cpu_s']} CPU s",
+                flush=True,
+            )
             if not measurement["ok"]:
                 print(measurement["error"], file=sys.stderr)
 

@@ -20,6 +20,9 @@ that a slow moment of the machine hits every tool alike:
   work a profile can do.
 - ``ydata``: ydata-profiling ``minimal=True`` on the file read into pandas,
   statistics only (``get_description``), without rendering the HTML report.
+- ``relmap_report`` and ``ydata_report``: the same plus each tool's HTML
+  report written to a file (relmap's ``write_html_report``, ydata-profiling's
+  ``to_file``), as a consultant would use them.
 
 relmap runs under this interpreter, the peers under the peers' virtual
 environment (``benchmarks/.venv-peers``, made by ``setup_peers.sh``). Every
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,8 +52,8 @@ STARTED = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  (the benchmark folder is not a package)
 
-TOOLS = ("relmap", "duckdb_summarize", "duckdb_aggregate", "ydata")
-PEER_TOOLS = ("duckdb_summarize", "duckdb_aggregate", "ydata")
+TOOLS = ("relmap", "relmap_report", "duckdb_summarize", "duckdb_aggregate", "ydata", "ydata_report")
+PEER_TOOLS = ("duckdb_summarize", "duckdb_aggregate", "ydata", "ydata_report")
 # Targets for the 1M-row table: ydata-profiling time / relmap time, at least;
 # relmap time / SUMMARIZE time, at most.
 MIN_SPEEDUP_OVER_YDATA = 4.0
@@ -60,15 +64,19 @@ MAX_RSS_MB_10M = 2048.0
 TARGET_10M_ROWS = 10_000_000
 
 
-def _profile_relmap(data: Path, threads: int, memory_limit: str | None) -> dict[str, Any]:
+def _profile_relmap(data: Path, threads: int, memory_limit: str | None, report: Path | None) -> dict[str, Any]:
     from relmap_utils.config import Engine
     from relmap_utils.engine import connect
     from relmap_utils.profiling import profile_tables
+    from relmap_utils.profiling.report import write_html_report
 
     imported = time.perf_counter()
     backend = connect(Engine(threads=threads, memory_limit=memory_limit))
     table = backend.read_parquet(data, table_name="bank")
     profile = profile_tables({"bank": table})
+    profiled = time.perf_counter()
+    if report is not None:
+        write_html_report(profile, report)
     finished = time.perf_counter()
 
     import duckdb
@@ -80,6 +88,7 @@ def _profile_relmap(data: Path, threads: int, memory_limit: str | None) -> dict[
         types[column.semantic_type] = types.get(column.semantic_type, 0) + 1
     return {
         "work_s": round(finished - imported, 3),
+        "profile_s": round(profiled - imported, 3),
         "import_s": round(imported - STARTED, 3),
         "rows": table_profile.rows,
         "columns": len(table_profile.columns),
@@ -133,7 +142,7 @@ def _aggregate_duckdb(data: Path, threads: int) -> dict[str, Any]:
     }
 
 
-def _profile_ydata(data: Path) -> dict[str, Any]:
+def _profile_ydata(data: Path, report: Path | None) -> dict[str, Any]:
     import warnings
 
     # ydata-profiling 4.18 warns at import that it was renamed; the warning is not a result.
@@ -144,30 +153,39 @@ def _profile_ydata(data: Path) -> dict[str, Any]:
     imported = time.perf_counter()
     frame = pd.read_parquet(data)
     loaded = time.perf_counter()
-    report = ydata_profiling.ProfileReport(frame, minimal=True, progress_bar=False)
-    description = report.get_description()
+    profile = ydata_profiling.ProfileReport(frame, minimal=True, progress_bar=False)
+    description = profile.get_description()
+    profiled = time.perf_counter()
+    if report is not None:
+        profile.to_file(report, silent=True)
     finished = time.perf_counter()
     return {
         "work_s": round(finished - imported, 3),
         "read_s": round(loaded - imported, 3),
+        "profile_s": round(profiled - imported, 3),
         "import_s": round(imported - STARTED, 3),
         "columns": len(description.variables),
         "versions": {"ydata_profiling": ydata_profiling.__version__, "pandas": pd.__version__},
     }
 
 
-def run_child(tool: str, data: Path, threads: int, memory_limit: str | None, result: str) -> None:
+def run_child(tool: str, data: Path, threads: int, memory_limit: str | None, work: Path, result: str) -> None:
     """Measure one tool once in this process and write its timings to ``result``."""
-    if tool == "relmap":
-        measured = _profile_relmap(data, threads, memory_limit)
-    elif tool == "duckdb_summarize":
-        measured = _summarize_duckdb(data, threads)
-    elif tool == "duckdb_aggregate":
-        measured = _aggregate_duckdb(data, threads)
-    elif tool == "ydata":
-        measured = _profile_ydata(data)
-    else:
-        raise SystemExit(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="report-", dir=work) as scratch:
+        report = Path(scratch) / "report.html" if tool.endswith("_report") else None
+        if tool in ("relmap", "relmap_report"):
+            measured = _profile_relmap(data, threads, memory_limit, report)
+        elif tool == "duckdb_summarize":
+            measured = _summarize_duckdb(data, threads)
+        elif tool == "duckdb_aggregate":
+            measured = _aggregate_duckdb(data, threads)
+        elif tool in ("ydata", "ydata_report"):
+            measured = _profile_ydata(data, report)
+        else:
+            raise SystemExit(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+        if report is not None:
+            measured["report_mb"] = round(report.stat().st_size / 1024**2, 2)
     harness.write_child_result(result, {"tool": tool, **measured})
 
 
@@ -190,10 +208,14 @@ def _ratios(summary: dict[str, dict[str, Any]], key: str) -> dict[str, float | N
     def value(tool: str) -> float | None:
         return summary.get(tool, {}).get(key)
 
-    relmap, ydata, summarize = value("relmap"), value("ydata"), value("duckdb_summarize")
+    def ratio(numerator: str, denominator: str) -> float | None:
+        top, bottom = value(numerator), value(denominator)
+        return round(top / bottom, 2) if top and bottom else None
+
     return {
-        "ydata_over_relmap": round(ydata / relmap, 2) if ydata and relmap else None,
-        "relmap_over_summarize": round(relmap / summarize, 2) if relmap and summarize else None,
+        "ydata_over_relmap": ratio("ydata", "relmap"),
+        "ydata_report_over_relmap_report": ratio("ydata_report", "relmap_report"),
+        "relmap_over_summarize": ratio("relmap", "duckdb_summarize"),
     }
 
 
@@ -201,12 +223,17 @@ def check_targets(rows: int, summary: dict[str, dict[str, Any]]) -> dict[str, An
     """Compare the medians with the performance targets that apply at ``rows``.
 
     The 1M-row ratios are judged on the measured section (``median_work_s``),
-    the 10M-row limits on the whole process (``median_wall_s``).
+    the 10M-row limits on the whole process (``median_wall_s``). The speedup
+    over ydata-profiling is judged twice: statistics only, and with both HTML
+    reports written.
     """
     ratios = _ratios(summary, "median_work_s")
     targets: dict[str, Any] = {"ratios_work": ratios, "ratios_wall": _ratios(summary, "median_wall_s")}
     if ratios["ydata_over_relmap"] is not None:
         targets["speedup_over_ydata_met"] = ratios["ydata_over_relmap"] >= MIN_SPEEDUP_OVER_YDATA
+    if ratios["ydata_report_over_relmap_report"] is not None:
+        speedup = ratios["ydata_report_over_relmap_report"]
+        targets["speedup_over_ydata_with_reports_met"] = speedup >= MIN_SPEEDUP_OVER_YDATA
     if ratios["relmap_over_summarize"] is not None:
         targets["within_summarize_met"] = ratios["relmap_over_summarize"] <= MAX_RATIO_TO_SUMMARIZE
     relmap = summary.get("relmap", {})
@@ -238,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     data = args.data or args.work / f"bank_{args.rows}.parquet"
     if args.child:
-        run_child(args.child, data, args.threads, args.memory_limit, args.result)
+        run_child(args.child, data, args.threads, args.memory_limit, args.work, args.result)
         return 0
 
     tools = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
@@ -263,13 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeat):
         for tool in tools:
             python = args.peer_python if tool in PEER_TOOLS else sys.executable
-            command = [python, script, "--child", tool, "--data", str(data), "--threads", str(args.threads)]
+            command = [
+                python, script, "--child", tool, "--data", str(data),
+                "--threads", str(args.threads), "--work", str(args.work),
+            ]
             if args.memory_limit:
                 command += ["--memory-limit", args.memory_limit]
             measurement = harness.run_measured(command, timeout=args.timeout)
             results["measurements"][tool].append(measurement)
             seconds = measurement["child"].get("work_s", "failed")
-            print(f"[{repeat + 1}/{args.repeat}] {tool}: {seconds} s, {measurement['max_rss_mb']} MiB", flush=True)
+            print(
+                f"[{repeat + 1}/{args.repeat}] {tool}: {seconds} s, {measurement['max_rss_mb']} MiB, "
+                f"other processes {measurement['other_cpu_s']} CPU s",
+                flush=True,
+            )
             if not measurement["ok"]:
                 print(measurement["error"], file=sys.stderr)
 

@@ -40,6 +40,18 @@ def shared_dir() -> Path:
     return (REPO_ROOT.parent / "shared").resolve()
 
 
+def _busy_cpu_seconds() -> float | None:
+    # Busy time of all CPUs since boot (user, nice, system, irq, softirq, steal),
+    # from /proc/stat in clock ticks; None where that file does not exist.
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return None
+    fields = stat.read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run_measured(
     command: Sequence[str],
     *,
@@ -69,13 +81,16 @@ def run_measured(
     dict
         ``wall_s`` (process start to exit, seconds), ``max_rss_mb`` (peak
         resident set size of the child, MiB), ``user_s`` and ``system_s``
-        (CPU seconds), ``ok``, ``returncode``, ``error`` (tail of the
+        (CPU seconds of the child), ``other_cpu_s`` (CPU seconds that other
+        processes of the machine used meanwhile, a sign of a disturbed
+        measurement), ``ok``, ``returncode``, ``error`` (tail of the
         child's output when it failed) and ``child`` (the JSON it wrote).
     """
     with tempfile.TemporaryDirectory(prefix="relmap-bench-") as scratch:
         result_file = Path(scratch) / "result.json"
         output_file = log or Path(scratch) / "output.log"
         with open(output_file, "ab") as output:
+            busy_before = _busy_cpu_seconds()
             started = time.perf_counter()
             process = subprocess.Popen(
                 [*command, "--result", str(result_file)],
@@ -90,6 +105,7 @@ def run_measured(
             finally:
                 killer.cancel()
             wall = time.perf_counter() - started
+            busy_after = _busy_cpu_seconds()
         # Popen did not reap the child itself, so tell it the exit status.
         process.returncode = os.waitstatus_to_exitcode(status)
 
@@ -105,8 +121,12 @@ def run_measured(
             "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "user_s": round(usage.ru_utime, 2),
             "system_s": round(usage.ru_stime, 2),
+            "other_cpu_s": None,
             "child": child,
         }
+        if busy_before is not None and busy_after is not None:
+            other = busy_after - busy_before - usage.ru_utime - usage.ru_stime
+            measurement["other_cpu_s"] = round(max(other, 0.0), 1)
         if not ok:
             tail = output_file.read_text(encoding="utf-8", errors="replace")[-3000:]
             measurement["error"] = tail or f"exit status {process.returncode}, no output"
@@ -128,7 +148,8 @@ def summarize(measurements: Sequence[dict[str, Any]], time_key: str = "work_s") 
     -------
     dict
         ``runs`` (successful repeats), ``failed``, medians of the child's time
-        and of the process wall time, and the maximum ``max_rss_mb``.
+        and of the process wall time, the maximum ``max_rss_mb``, and the
+        maximum ``other_cpu_s`` as ``max_other_cpu_s``.
     """
     good = [m for m in measurements if m["ok"]]
     summary: dict[str, Any] = {"runs": len(good), "failed": len(measurements) - len(good)}
@@ -139,6 +160,8 @@ def summarize(measurements: Sequence[dict[str, Any]], time_key: str = "work_s") 
     summary["min_work_s"] = round(min(m["child"][time_key] for m in good), 3)
     summary["max_work_s"] = round(max(m["child"][time_key] for m in good), 3)
     summary["max_rss_mb"] = max(m["max_rss_mb"] for m in good)
+    others = [m["other_cpu_s"] for m in good if m.get("other_cpu_s") is not None]
+    summary["max_other_cpu_s"] = max(others) if others else None
     return summary
 
 

@@ -37,11 +37,11 @@ mkdir -p "$work"
 if [ "$peers" = 1 ]; then
   "$here/setup_peers.sh"
   peer_python="$here/.venv-peers/bin/python"
-  tools="relmap,duckdb_summarize,duckdb_aggregate,ydata"
+  tools="relmap,relmap_report,duckdb_summarize,duckdb_aggregate,ydata,ydata_report"
 else
   # Without the peers' environment, DuckDB SUMMARIZE runs under relmap's own DuckDB.
   peer_python="$python"
-  tools="relmap,duckdb_summarize,duckdb_aggregate"
+  tools="relmap,relmap_report,duckdb_summarize,duckdb_aggregate"
 fi
 
 results=()

@@ -64,7 +64,7 @@ def test_profiling_results_small_table(run_all):
     work, _ = run_all
     results = read_results(work, f"profiling_{SMALL_ROWS}.json")
 
-    assert set(results["summary"]) == {"relmap", "duckdb_summarize", "duckdb_aggregate"}
+    assert set(results["summary"]) == {"relmap", "relmap_report", "duckdb_summarize", "duckdb_aggregate"}
     for tool, summary in results["summary"].items():
         assert summary["runs"] == 1, results["measurements"][tool]
         assert summary["max_rss_mb"] > 0
@@ -73,6 +73,7 @@ def test_profiling_results_small_table(run_all):
     assert relmap["columns"] == 30
     assert sum(relmap["semantic_types"].values()) == 30
     assert results["measurements"]["duckdb_summarize"][0]["child"]["columns"] == 30
+    assert results["measurements"]["relmap_report"][0]["child"]["report_mb"] > 0
     assert results["machine"]["nproc"] >= 1
 
 
@@ -134,7 +135,7 @@ def test_ydata_peer_runs(shared: Path, tmp_path: Path):
     completed = subprocess.run(
         [
             sys.executable, str(BENCH_DIR / "bench_profiling.py"), "--rows", str(SMALL_ROWS), "--repeat", "1",
-            "--tools", "ydata", "--work", str(tmp_path), "--out", str(out),
+            "--tools", "ydata,ydata_report", "--work", str(tmp_path), "--out", str(out),
         ],
         env=env,
         capture_output=True,
@@ -142,8 +143,9 @@ def test_ydata_peer_runs(shared: Path, tmp_path: Path):
         timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    child = json.loads(out.read_text(encoding="utf-8"))["measurements"]["ydata"][0]["child"]
-    assert child["columns"] == 30
+    measurements = json.loads(out.read_text(encoding="utf-8"))["measurements"]
+    assert measurements["ydata"][0]["child"]["columns"] == 30
+    assert measurements["ydata_report"][0]["child"]["report_mb"] > 0
 
 
 def test_unknown_tool_rejected(tmp_path: Path):
