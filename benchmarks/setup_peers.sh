@@ -14,5 +14,5 @@ fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # ydata-profiling: the profiling peer; duckdb: its own SUMMARIZE as the engine's limit.
-"$venv/bin/python" -m pip install --quiet "ydata-profiling==4.18.4" "duckdb==2.0.1" "pyarrow==26.0.1" "setuptools<81"
+"$venv/bin/python" -m pip install --quiet "ydata-profiling==4.18.4" "duckdb==1.5.6" "pyarrow==26.0.1" "setuptools<81"
 touch "$stamp"
