@@ -1,0 +1,558 @@
+"""``relmap export RUN``: self-contained HTML pages and Excel workbooks of a run, for the client.
+
+An export is a new folder, by default ``reports/export-<YYYYMMDD-HHMMSS>/``
+inside the run folder (the time in the engagement's time zone), holding:
+
+- ``index.html``: the overview, with each stage's status and headline results
+  from its ``artifacts/<stage>/summary.json``, linking to the pages below;
+- ``<stage>.html``: a copy of the report the stage wrote to
+  ``reports/<stage>.html``. Those reports are already self-contained (code
+  hidden, plotly.js embedded once, no CDN), and they show exactly what the
+  stage computed, so the export reuses them rather than converting the
+  executed notebook, whose nbconvert HTML would show the code cells' narrative
+  and load require.js and MathJax from CDNs;
+- ``<stage>.xlsx``: the stage's key tables, one sheet each, with sheet and
+  column names in the report language (Chinese by default), and a first
+  sheet that names the artifact and sha256 behind every sheet.
+
+Every file the export reads is checked against the manifest first, so a
+modified artifact is never shipped. The new files are added to the manifest
+(``exports``) with their sha256, which ``relmap audit verify`` checks.
+
+An export never overwrites: when the folder exists the export stops. A second
+export of the same run writes a new dated folder; two within the same second
+collide, and the second one stops with a message.
+
+Which tables a stage exports is declared in :data:`EXPORT_TABLES`; a new
+stage adds one entry there and its sheet and column names to ``export.po``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import os
+import shutil
+import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relmap_utils import __version__
+from relmap_utils.audit.diff import headline_metrics, read_summary
+from relmap_utils.audit.run_folder import open_run, stage_records
+from relmap_utils.errors import RunError
+from relmap_utils.i18n import get_locale, set_locale, tr
+from relmap_utils.manifest import MANIFEST_FILE, sha256_file, write_manifest
+
+logger = logging.getLogger(__name__)
+
+EXPORT_PREFIX = "export-"
+EXCEL_MAX_ROWS = 1_048_576  # rows per sheet in .xlsx, the header row included
+EXCEL_MAX_CELL_TEXT = 32_767  # characters per cell
+_SHEET_NAME_FORBIDDEN = str.maketrans({char: "_" for char in "[]:*?/\\"})
+_EXPORTABLE = ("succeeded", "reused")
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """One exported column of an artifact table.
+
+    Parameters
+    ----------
+    name : str
+        Column in the Parquet file.
+    label : str
+        Catalog key of the column header.
+    values : str, optional
+        Catalog key template for the values, with ``{value}`` in it, for
+        example ``"profiling.severity.{value}"``; a value without an entry
+        is written as it is.
+    """
+
+    name: str
+    label: str
+    values: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    """One sheet: an artifact Parquet file of a stage and the columns to export, in order."""
+
+    file: str
+    sheet: str
+    columns: tuple[ExportColumn, ...]
+
+
+def _column(name: str, label: str | None = None, values: str | None = None) -> ExportColumn:
+    return ExportColumn(name, label or f"profiling.header.{name}", values)
+
+
+# The key tables per stage id. Headers reuse the profiling report's labels
+# where one exists, so the workbook and the HTML report name columns alike.
+EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
+    "01_profiling": (
+        ExportTable(
+            "findings.parquet",
+            "export.sheet.01_profiling.findings",
+            (
+                _column("severity", values="profiling.severity.{value}"),
+                _column("table"),
+                _column("column"),
+                _column("message_zh", "export.column.message_zh"),
+                _column("message_en", "export.column.message_en"),
+            ),
+        ),
+        ExportTable(
+            "tables.parquet",
+            "export.sheet.01_profiling.tables",
+            (
+                _column("table"),
+                _column("rows"),
+                _column("columns"),
+                _column("key"),
+                _column("duplicate_keys"),
+                _column("key_null_rows", "profiling.header.key_nulls"),
+                _column("date_column"),
+                _column("date_min", "export.column.date_min"),
+                _column("date_max", "export.column.date_max"),
+                _column("empty_months"),
+            ),
+        ),
+        ExportTable(
+            "columns.parquet",
+            "export.sheet.01_profiling.columns",
+            (
+                _column("table"),
+                _column("column"),
+                _column("semantic_type", values="profiling.semantic.{value}"),
+                _column("pseudonymized", "export.column.pseudonymized"),
+                _column("missing_share"),
+                _column("distinct"),
+                _column("min"),
+                _column("max"),
+                _column("mean"),
+                _column("std"),
+                _column("p50", "profiling.header.median"),
+            ),
+        ),
+        ExportTable(
+            "integrity.parquet",
+            "export.sheet.01_profiling.integrity",
+            (
+                _column("check", "export.column.check"),
+                _column("table"),
+                _column("column"),
+                _column("other_table"),
+                _column("other_column", "export.column.other_column"),
+                _column("checked"),
+                _column("failures", "profiling.header.orphan_rows"),
+                _column("failed_keys", "profiling.header.orphan_keys"),
+            ),
+        ),
+        ExportTable(
+            "correlations.parquet",
+            "export.sheet.01_profiling.correlations",
+            (
+                _column("table"),
+                _column("column"),
+                _column("other_column", "export.column.other_column"),
+                _column("pearson", "export.column.pearson"),
+            ),
+        ),
+    ),
+}
+
+
+class ExportError(RunError):
+    """An export cannot be written: the run is not finished, a file was modified, or the folder exists."""
+
+
+@dataclass
+class ExportResult:
+    """Outcome of :func:`export_run`.
+
+    Attributes
+    ----------
+    folder : Path
+        The new export folder.
+    files : list of Path
+        Files written, in the order listed in the manifest.
+    manifest_sha256, previous_manifest_sha256 : str
+        sha256 of manifest.json after and before the export.
+    """
+
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    manifest_sha256: str = ""
+    previous_manifest_sha256: str = ""
+
+
+def export_run(path: str | Path, out: str | Path | None = None, now: dt.datetime | None = None) -> ExportResult:
+    """Write the HTML pages and Excel workbooks of a run into a new folder and record them in the manifest.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder.
+    out : str or Path, optional
+        Folder to create; default ``reports/export-<time>`` in the run
+        folder. It must not exist yet.
+    now : datetime, optional
+        Time of the export (for tests); default the current time.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    RunError
+        When ``path`` is not a run folder (see :func:`~relmap_utils.audit.open_run`).
+    ExportError
+        When the run did not succeed, another export of it is running, a
+        file the export reads differs from the manifest, or the export
+        folder exists. Nothing is written or overwritten then.
+    """
+    run_dir, manifest = open_run(path)
+    if manifest.get("status") != "succeeded":
+        raise ExportError("export.run_not_succeeded", run=str(run_dir), status=manifest.get("status") or "-")
+    set_locale((manifest.get("config") or {}).get("locale"))
+    timezone = _timezone(manifest)
+    moment = (now or dt.datetime.now(timezone)).astimezone(timezone)
+    folder = Path(out).expanduser().resolve() if out else run_dir / "reports" / (EXPORT_PREFIX + moment.strftime("%Y%m%d-%H%M%S"))
+
+    with _run_lock(run_dir):
+        # Re-read under the lock: another export may have extended the manifest meanwhile.
+        run_dir, manifest = open_run(run_dir)
+        previous = sha256_file(run_dir / MANIFEST_FILE)
+        plan = _plan(run_dir, manifest)
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ExportError("export.folder_exists", folder=str(folder)) from None
+        logger.info("exporting run %s into %s", run_dir, folder)
+        try:
+            files = _write_files(run_dir, manifest, plan, folder, moment)
+            entry = _manifest_entry(run_dir, folder, files, moment, previous)
+            manifest.setdefault("exports", []).append(entry)
+            write_manifest(run_dir, manifest)
+        except BaseException:
+            # Only files this call created are removed; the folder did not exist before.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    result = ExportResult(folder, files, sha256_file(run_dir / MANIFEST_FILE), previous)
+    logger.info("exported %d files; manifest sha256 %s", len(files), result.manifest_sha256)
+    return result
+
+
+def _timezone(manifest: dict[str, Any]) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(str(manifest.get("timezone") or "Asia/Shanghai"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder itself, so two exports never rewrite the manifest at once.
+
+    The lock is taken on the folder's file descriptor, so no lock file
+    appears in the run folder (verify would report it as unlisted).
+    """
+    if os.name == "nt":  # pragma: no cover
+        # NOTE: Windows cannot lock a directory handle; concurrent exports of one run are not prevented there.
+        yield
+        return
+    import fcntl
+
+    descriptor = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ExportError("export.busy", run=str(run_dir)) from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class _StagePlan:
+    stage_id: str
+    status: str
+    page: Path | None
+    tables: list[tuple[ExportTable, Path, str]]
+    summary: dict[str, Any] | None
+
+
+def _plan(run_dir: Path, manifest: dict[str, Any]) -> list[_StagePlan]:
+    """Choose the files to export per stage and check each against the manifest."""
+    plans = []
+    for stage in manifest.get("stages") or []:
+        stage_id = str(stage.get("id") or stage.get("key"))
+        status = str(stage.get("status"))
+        if status not in _EXPORTABLE:
+            plans.append(_StagePlan(stage_id, status, None, [], None))
+            continue
+        records = {record["path"]: record for record in stage_records(stage)}
+        page_path = f"reports/{stage_id}.html"
+        page = _checked(run_dir, records, page_path) if page_path in records else None
+        tables = []
+        for table in EXPORT_TABLES.get(stage_id, ()):
+            artifact = f"artifacts/{stage_id}/{table.file}"
+            if artifact in records:
+                tables.append((table, _checked(run_dir, records, artifact), records[artifact]["sha256"]))
+        summary_path = f"artifacts/{stage_id}/summary.json"
+        summary = None
+        if summary_path in records:
+            _checked(run_dir, records, summary_path)
+            summary = read_summary(run_dir, stage_id)
+        plans.append(_StagePlan(stage_id, status, page, tables, summary))
+    return plans
+
+
+def _checked(run_dir: Path, records: dict[str, dict[str, Any]], relative: str) -> Path:
+    path = run_dir / relative
+    if not path.is_file() or sha256_file(path) != records[relative].get("sha256"):
+        raise ExportError("export.file_modified", file=str(path), run=str(run_dir))
+    return path
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_files(
+    run_dir: Path, manifest: dict[str, Any], plans: list[_StagePlan], folder: Path, moment: dt.datetime
+) -> list[Path]:
+    files: list[Path] = []
+    links: dict[str, dict[str, str]] = {}
+    for plan in plans:
+        links[plan.stage_id] = {}
+        if plan.page is not None:
+            target = folder / f"{plan.stage_id}.html"
+            shutil.copyfile(plan.page, target)
+            files.append(target)
+            links[plan.stage_id]["page"] = target.name
+        if plan.tables:
+            target = folder / f"{plan.stage_id}.xlsx"
+            write_workbook(target, plan.stage_id, plan.tables, manifest, moment)
+            files.append(target)
+            links[plan.stage_id]["workbook"] = target.name
+    index = folder / "index.html"
+    index.write_text(render_index(manifest, plans, links, moment), encoding="utf-8")
+    return [index, *files]
+
+
+def _record(path: Path, run_dir: Path) -> dict[str, Any]:
+    shown = path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else str(path)
+    return {"path": shown, "size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _manifest_entry(
+    run_dir: Path, folder: Path, files: list[Path], moment: dt.datetime, previous: str
+) -> dict[str, Any]:
+    inside = folder.is_relative_to(run_dir)
+    return {
+        "id": folder.name,
+        "created_at": moment.isoformat(timespec="seconds"),
+        "folder": folder.relative_to(run_dir).as_posix() if inside else str(folder),
+        "external": not inside,
+        "locale": get_locale(),
+        "relmap_version": __version__,
+        "previous_manifest_sha256": previous,
+        "files": [_record(path, run_dir) for path in files],
+    }
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def _sheet_title(text: str, used: set[str]) -> str:
+    title = text.translate(_SHEET_NAME_FORBIDDEN).strip("'")[:31] or "sheet"
+    candidate, number = title, 2
+    while candidate.lower() in used:
+        suffix = f" ({number})"
+        candidate, number = title[: 31 - len(suffix)] + suffix, number + 1
+    used.add(candidate.lower())
+    return candidate
+
+
+def _label(key: str, fallback: str) -> str:
+    text = tr(key)
+    return fallback if text == key else text
+
+
+def _cell_value(value: Any, column: ExportColumn) -> Any:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if value is None:
+        return None
+    if column.values is not None:
+        value = _label(column.values.format(value=value), str(value))
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)[:EXCEL_MAX_CELL_TEXT]
+    return value
+
+
+def _text_cell(sheet: Any, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str) and value.startswith("="):
+        # A value from the data must never run as a formula in the client's Excel.
+        cell.data_type = "s"
+    return cell
+
+
+def write_workbook(
+    target: Path,
+    stage_id: str,
+    tables: list[tuple[ExportTable, Path, str]],
+    manifest: dict[str, Any],
+    moment: dt.datetime,
+) -> Path:
+    """Write one stage's key tables into an .xlsx workbook, streaming rows from Parquet.
+
+    The first sheet names the run, the export time, and for every other
+    sheet the artifact it comes from, its sha256 and the rows written.
+    Sheets stop at Excel's limit of 1,048,576 rows, and the first sheet
+    says so when that happens.
+    """
+    import openpyxl
+    import pyarrow.parquet as pq
+
+    workbook = openpyxl.Workbook(write_only=True)
+    used: set[str] = set()
+    notes = workbook.create_sheet(_sheet_title(tr("export.sheet.notes"), used))
+    notes.append([tr("export.notes.run"), str(manifest.get("run_id"))])
+    notes.append([tr("export.notes.client"), _text_cell(notes, str((manifest.get("engagement") or {}).get("client", "")))])
+    notes.append([tr("export.notes.exported_at"), moment.isoformat(timespec="seconds")])
+    notes.append([tr("export.notes.privacy")])
+    notes.append([])
+    notes.append([tr("export.notes.col.sheet"), tr("export.notes.col.artifact"), "sha256", tr("export.notes.col.rows")])
+
+    for table, path, digest in tables:
+        title = _sheet_title(_label(table.sheet, Path(table.file).stem), used)
+        sheet = workbook.create_sheet(title)
+        sheet.append([_label(column.label, column.name) for column in table.columns])
+        present = set(pq.read_schema(path).names)
+        columns = [column for column in table.columns if column.name in present]
+        positions = [table.columns.index(column) for column in columns]
+        written, truncated = 0, False
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000, columns=[c.name for c in columns]):
+            for row in zip(*(batch.column(column.name).to_pylist() for column in columns)):
+                if written >= EXCEL_MAX_ROWS - 1:
+                    truncated = True
+                    break
+                values: list[Any] = [None] * len(table.columns)
+                for position, column, value in zip(positions, columns, row):
+                    values[position] = _text_cell(sheet, _cell_value(value, column))
+                sheet.append(values)
+                written += 1
+            if truncated:
+                break
+        rows_text = tr("export.notes.truncated", rows=written) if truncated else written
+        notes.append([title, f"artifacts/{stage_id}/{table.file}", digest, rows_text])
+    workbook.save(target)
+    return target
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC","Source Han Sans SC",Arial,sans-serif;
+margin:2rem auto;max-width:960px;color:#1f2937;line-height:1.6}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #e5e7eb}
+.meta{color:#6b7280}table{border-collapse:collapse;margin:.5rem 0}
+td,th{border:1px solid #e5e7eb;padding:.25rem .6rem;text-align:left}th{background:#f3f4f6}
+.status{font-weight:bold}.note{color:#6b7280;font-size:.9rem}
+"""
+
+
+def _escape(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _metric_label(stage_id: str, name: str) -> str:
+    return _label(f"export.metric.{stage_id}.{name.replace('.', '_')}", name)
+
+
+def _finding_text(finding: dict[str, Any]) -> str:
+    locale = get_locale()
+    preferred = "message_zh" if locale == "zh_CN" else "message_en"
+    return str(finding.get(preferred) or finding.get("message_en") or finding.get("message_zh") or "")
+
+
+def _stage_section(plan: _StagePlan, links: dict[str, str]) -> list[str]:
+    title = _label(f"export.stage.{plan.stage_id}", plan.stage_id)
+    status = _label(f"runner.status.{plan.status}", plan.status)
+    parts = [f"<section><h2>{_escape(title)} <span class='note'>{_escape(plan.stage_id)}</span></h2>",
+             f"<p>{_escape(tr('export.index.status'))}<span class='status'>{_escape(status)}</span></p>"]  # fmt: skip
+    link_items = []
+    if "page" in links:
+        link_items.append(f"<a href='{_escape(links['page'])}'>{_escape(tr('export.index.page'))}</a>")
+    if "workbook" in links:
+        link_items.append(f"<a href='{_escape(links['workbook'])}'>{_escape(tr('export.index.workbook'))}</a>")
+    if link_items:
+        parts.append("<p>" + " · ".join(link_items) + "</p>")
+
+    metrics = {name: value for name, value in headline_metrics(plan.summary).items() if "." not in name}
+    if metrics:
+        rows = "".join(
+            f"<tr><th>{_escape(_metric_label(plan.stage_id, name))}</th><td>{_escape(_number(value))}</td></tr>"
+            for name, value in metrics.items()
+        )
+        parts.append(f"<table>{rows}</table>")
+    findings = [item for item in (plan.summary or {}).get("headline_findings") or [] if isinstance(item, dict)]
+    if findings:
+        parts.append(f"<h3>{_escape(tr('export.index.findings'))}</h3><ul>")
+        parts.extend(f"<li>{_escape(_finding_text(item))}</li>" for item in findings)
+        parts.append("</ul>")
+    parts.append("</section>")
+    return parts
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return f"{value:,.0f}"
+
+
+def render_index(
+    manifest: dict[str, Any], plans: list[_StagePlan], links: dict[str, dict[str, str]], moment: dt.datetime
+) -> str:
+    """Return the overview page of an export: run facts, then each stage's status, headline results and links.
+
+    Every value from the run is HTML-escaped. The page has no script and
+    loads nothing, so it opens offline from a file.
+    """
+    engagement = manifest.get("engagement") or {}
+    language = "zh-CN" if get_locale() == "zh_CN" else "en"
+    title = tr("export.index.title", client=engagement.get("client", ""), run_id=manifest.get("run_id", ""))
+    head = (
+        f"<!DOCTYPE html>\n<html lang='{language}'>\n<head>\n<meta charset='utf-8'>\n"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{_escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+    )
+    facts = tr(
+        "export.index.facts",
+        engagement=engagement.get("name", ""),
+        run_id=manifest.get("run_id", ""),
+        started=manifest.get("started_at") or "-",
+        exported=moment.isoformat(timespec="seconds"),
+    )
+    body = [f"<h1>{_escape(title)}</h1>", f"<p class='meta'>{_escape(facts)}</p>",
+            f"<p class='note'>{_escape(tr('export.index.privacy'))}</p>"]  # fmt: skip
+    for plan in plans:
+        body.extend(_stage_section(plan, links.get(plan.stage_id, {})))
+    return head + "\n".join(body) + "\n</body>\n</html>\n"
