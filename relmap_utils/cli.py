@@ -166,6 +166,8 @@ def build_app() -> typer.Typer:
     def timeout_opt() -> Any:
         return typer.Option("--cell-timeout", help=tr("cli.opt.cell_timeout"))
 
+    _add_audit_commands(app)
+
     @app.command("run", help=tr("cli.run.help"))
     @_reports_errors
     def run_command(
@@ -378,6 +380,77 @@ def _configure_logging(verbose: bool) -> None:
     if not verbose:
         # relmap reports undeclared parameters and failures itself; Papermill would repeat them.
         logging.getLogger("papermill").setLevel(logging.CRITICAL)
+
+
+def _use_run_locale(run: Path) -> None:
+    # The command reports the error itself; here a broken run only keeps the default language.
+    from relmap_utils.audit import open_run
+
+    try:
+        set_locale((open_run(run)[1].get("config") or {}).get("locale"))
+    except RelmapError:
+        pass
+
+
+def _add_audit_commands(app: typer.Typer) -> None:
+    """Register ``relmap audit verify``, ``relmap audit diff`` and ``relmap export`` on ``app``."""
+    audit = typer.Typer(name="audit", help=tr("audit.cli.help"), no_args_is_help=True, add_completion=False)
+    app.add_typer(audit, name="audit")
+
+    def run_arg(help_key: str = "audit.cli.arg.run") -> Any:
+        return typer.Argument(help=tr(help_key), show_default=False)
+
+    def json_opt() -> Any:
+        return typer.Option("--json", help=tr("audit.cli.opt.json"))
+
+    @audit.command("verify", help=tr("audit.cli.verify_help"))
+    @_reports_errors
+    def verify_command(
+        run: Annotated[Path, run_arg()],
+        expect: Annotated[
+            str | None, typer.Option("--expect", help=tr("audit.cli.opt.expect"), show_default=False)
+        ] = None,
+        require_inputs: Annotated[bool, typer.Option("--require-inputs", help=tr("audit.cli.opt.require_inputs"))] = False,
+        as_json: Annotated[bool, json_opt()] = False,
+    ) -> None:
+        from relmap_utils.audit import verify_run
+        from relmap_utils.audit.render import format_verify
+        from relmap_utils.audit.verify import report_json
+
+        _use_run_locale(run)
+        report = verify_run(run, expect=expect, require_inputs=require_inputs)
+        typer.echo(report_json(report) if as_json else format_verify(report))
+        if not report.ok:
+            raise typer.Exit(1)
+
+    @audit.command("diff", help=tr("audit.cli.diff_help"))
+    @_reports_errors
+    def diff_command(
+        run_a: Annotated[Path, run_arg("audit.cli.arg.run_a")],
+        run_b: Annotated[Path, run_arg("audit.cli.arg.run_b")],
+        as_json: Annotated[bool, json_opt()] = False,
+    ) -> None:
+        from relmap_utils.audit import diff_runs
+        from relmap_utils.audit.render import diff_json, format_diff
+
+        _use_run_locale(run_b)
+        result = diff_runs(run_a, run_b)
+        typer.echo(diff_json(result) if as_json else format_diff(result))
+
+    @app.command("export", help=tr("export.cli.help"))
+    @_reports_errors
+    def export_command(
+        run: Annotated[Path, run_arg("export.cli.arg.run")],
+        out: Annotated[Path | None, typer.Option("--out", help=tr("export.cli.opt.out"), show_default=False)] = None,
+    ) -> None:
+        from relmap_utils.export import export_run
+
+        _use_run_locale(run)
+        result = export_run(run, out)
+        typer.echo(tr("export.cli.done", folder=str(result.folder), count=len(result.files)))
+        for path in result.files:
+            typer.echo(f"  {path}")
+        typer.echo(tr("export.cli.manifest", sha256=result.manifest_sha256, previous=result.previous_manifest_sha256))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
