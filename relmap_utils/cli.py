@@ -271,6 +271,19 @@ def build_app() -> typer.Typer:
                          progress_bar=sys.stderr.isatty())  # fmt: skip
         typer.echo(tr("cli.notebook.done", output=str(output), seconds=f"{time.monotonic() - started:.1f}"))
 
+    @app.command("serve", help=tr("serve.cli.help"))
+    @_reports_errors
+    def serve_command(
+        engagement: Annotated[Path, engagement_arg()],
+        run: Annotated[str | None, typer.Option("--run", help=tr("serve.cli.run"), show_default=False)] = None,
+        host: Annotated[str, typer.Option("--host", help=tr("serve.cli.host"))] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=1, max=65535, help=tr("serve.cli.port"))] = 8866,
+        pool_size: Annotated[int, typer.Option("--pool-size", min=0, help=tr("serve.cli.pool_size"))] = 2,
+    ) -> None:
+        from relmap_utils.serve import serve
+
+        serve(engagement, run, host=host, port=port, pool_size=pool_size, echo=typer.echo)
+
     return app
 
 
