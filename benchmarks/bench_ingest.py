@@ -189,6 +189,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=harness.WORK_DIR, help="folder of generated data and scratch")
     parser.add_argument("--data", type=Path, help="CSV to ingest (default WORK/transactions_<rows>_gbk.csv)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a measurement is killed")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait at most, before each measurement, for the machine to fall idle (default 0: no wait)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="repeats of a measurement during which other processes used over a tenth of the CPUs (default 0)",
+    )
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -228,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable, script, "--child", mode, "--data", str(csv),
                 "--threads", str(args.threads), "--work", str(args.work),
             ]
-            measurement = harness.run_measured(command, env=env, timeout=args.timeout)
+            measurement = harness.measure(
+                command, env=env, timeout=args.timeout, quiet_wait=args.quiet_wait, retries=args.retries
+            )
             results["measurements"][mode].append(measurement)
             seconds = measurement["child"].get("work_s", "failed")
             print(
                 f"[{repeat + 1}/{args.repeat}] {mode}: {seconds} s, {measurement['max_rss_mb']} MiB, "
-                f"other processes {measurement['other_cpu_s']} CPU s",
+                f"other processes {measurement['other_cpu_s']} CPU s, attempt {measurement['attempts']}",
                 flush=True,
             )
             if not measurement["ok"]:

@@ -243,6 +243,16 @@ def check_targets(rows: int, summary: dict[str, dict[str, Any]]) -> dict[str, An
     return targets
 
 
+def _duckdb_versions(measurements: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    versions = {}
+    for tool, runs in measurements.items():
+        for run in runs:
+            version = run["child"].get("versions", {}).get("duckdb")
+            if version:
+                versions[tool] = version
+    return versions
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the benchmark table (default 1000000)")
@@ -255,6 +265,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="Parquet file to profile (default WORK/bank_<rows>.parquet)")
     parser.add_argument("--peer-python", default=str(harness.PEERS_PYTHON), help="interpreter of the peer tools")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a measurement is killed")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait at most, before each measurement, for the machine to fall idle (default 0: no wait)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="repeats of a measurement during which other processes used over a tenth of the CPUs (default 0)",
+    )
     parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -296,12 +318,14 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if args.memory_limit:
                 command += ["--memory-limit", args.memory_limit]
-            measurement = harness.run_measured(command, timeout=args.timeout)
+            measurement = harness.measure(
+                command, timeout=args.timeout, quiet_wait=args.quiet_wait, retries=args.retries
+            )
             results["measurements"][tool].append(measurement)
             seconds = measurement["child"].get("work_s", "failed")
             print(
                 f"[{repeat + 1}/{args.repeat}] {tool}: {seconds} s, {measurement['max_rss_mb']} MiB, "
-                f"other processes {measurement['other_cpu_s']} CPU s",
+                f"other processes {measurement['other_cpu_s']} CPU s, attempt {measurement['attempts']}",
                 flush=True,
             )
             if not measurement["ok"]:
@@ -309,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
 
     results["summary"] = {tool: harness.summarize(results["measurements"][tool]) for tool in tools}
     results["targets"] = check_targets(args.rows, results["summary"])
+    results["duckdb_versions"] = _duckdb_versions(results["measurements"])
+    if len(set(results["duckdb_versions"].values())) > 1:
+        print(
+            f"warning: the tools ran on different DuckDB versions {results['duckdb_versions']}; "
+            "run setup_peers.sh to align the peers' DuckDB with relmap's pin",
+            file=sys.stderr,
+        )
     harness.write_results(out, results)
 
     rows = [

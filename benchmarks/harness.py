@@ -52,6 +52,84 @@ def _busy_cpu_seconds() -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def busy_share(window: float) -> float | None:
+    """Return the share of all CPUs' time that was busy during the next ``window`` seconds.
+
+    ``None`` where ``/proc/stat`` does not exist (not Linux).
+    """
+    before = _busy_cpu_seconds()
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _busy_cpu_seconds() or before
+    return (after - before) / (window * (os.cpu_count() or 1))
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.15, window: float = 5.0) -> dict[str, Any]:
+    """Wait until the machine is mostly idle, for at most ``max_wait`` seconds.
+
+    Parameters
+    ----------
+    max_wait : float
+        Seconds to wait at most; 0 returns at once.
+    threshold : float, default=0.15
+        Busy share of all CPUs (see :func:`busy_share`) below which the
+        machine counts as quiet.
+    window : float, default=5.0
+        Seconds over which one busy share is measured.
+
+    Returns
+    -------
+    dict
+        ``quiet`` (whether the machine was quiet when waiting ended),
+        ``waited_s`` and the last ``busy_share``.
+    """
+    started = time.perf_counter()
+    share = None
+    while time.perf_counter() - started < max_wait:
+        share = busy_share(window)
+        if share is None or share < threshold:
+            return {"quiet": True, "waited_s": round(time.perf_counter() - started, 1), "busy_share": share}
+    quiet = max_wait <= 0
+    return {"quiet": quiet, "waited_s": round(time.perf_counter() - started, 1), "busy_share": share}
+
+
+def is_disturbed(measurement: dict[str, Any], share: float = 0.1) -> bool:
+    """Return whether other processes used more than ``share`` of the CPUs during ``measurement``."""
+    other = measurement.get("other_cpu_s")
+    if other is None:
+        return False
+    return other > share * measurement["wall_s"] * (os.cpu_count() or 1)
+
+
+def measure(
+    command: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800.0,
+    quiet_wait: float = 0.0,
+    retries: int = 0,
+) -> dict[str, Any]:
+    """Measure ``command`` like :func:`run_measured`, on a quiet machine where possible.
+
+    Before each attempt the machine gets up to ``quiet_wait`` seconds to fall
+    idle (see :func:`wait_for_quiet`). An attempt during which other processes
+    used more than a tenth of the CPUs (see :func:`is_disturbed`) is repeated,
+    up to ``retries`` times. The last attempt is returned, with ``attempts``
+    (how many ran), ``disturbed``, and ``quiet_before`` from the last wait.
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        quiet = wait_for_quiet(quiet_wait) if quiet_wait > 0 else None
+        measurement = run_measured(command, env=env, timeout=timeout)
+        measurement["disturbed"] = is_disturbed(measurement)
+        measurement["quiet_before"] = quiet
+        measurement["attempts"] = attempts
+        if not measurement["ok"] or not measurement["disturbed"] or attempts > retries:
+            return measurement
+
+
 def run_measured(
     command: Sequence[str],
     *,
@@ -147,9 +225,11 @@ def summarize(measurements: Sequence[dict[str, Any]], time_key: str = "work_s") 
     Returns
     -------
     dict
-        ``runs`` (successful repeats), ``failed``, medians of the child's time
-        and of the process wall time, the maximum ``max_rss_mb``, and the
-        maximum ``other_cpu_s`` as ``max_other_cpu_s``.
+        ``runs`` (successful repeats), ``failed``, medians of the child's time,
+        of the process wall time and of the child's CPU time
+        (``median_cpu_s``), the maximum ``max_rss_mb``, the maximum
+        ``other_cpu_s`` as ``max_other_cpu_s``, and ``disturbed``, the number
+        of runs during which other processes used more than a tenth of the CPUs.
     """
     good = [m for m in measurements if m["ok"]]
     summary: dict[str, Any] = {"runs": len(good), "failed": len(measurements) - len(good)}
@@ -162,6 +242,8 @@ def summarize(measurements: Sequence[dict[str, Any]], time_key: str = "work_s") 
     summary["max_rss_mb"] = max(m["max_rss_mb"] for m in good)
     others = [m["other_cpu_s"] for m in good if m.get("other_cpu_s") is not None]
     summary["max_other_cpu_s"] = max(others) if others else None
+    summary["disturbed"] = sum(1 for m in good if m.get("disturbed"))
+    summary["median_cpu_s"] = round(statistics.median(m["user_s"] + m["system_s"] for m in good), 2)
     return summary
 
 

@@ -17,6 +17,8 @@
 #   ROWS_INGEST     rows of the GBK CSV (default 1000000)
 #   REPEAT          fresh processes per measurement (default 3; the large profile runs once)
 #   PEERS           1 (default) to set up and run the peers, 0 to measure relmap and DuckDB SUMMARIZE only
+#   QUIET_WAIT      seconds to wait at most before each measurement for the machine to fall idle (default 600)
+#   RETRIES         repeats of a measurement that other processes disturbed (default 2)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -27,6 +29,7 @@ rows_large="${ROWS_LARGE:-10000000}"
 rows_ingest="${ROWS_INGEST:-1000000}"
 repeat="${REPEAT:-3}"
 peers="${PEERS:-1}"
+quiet=(--quiet-wait "${QUIET_WAIT:-600}" --retries "${RETRIES:-2}")
 
 if [ ! -x "$python" ]; then
   echo "relmap interpreter not found: $python; run 'make install' or set RELMAP_PYTHON" >&2
@@ -46,17 +49,17 @@ fi
 
 results=()
 "$python" "$here/bench_profiling.py" --rows "$rows_small" --repeat "$repeat" --tools "$tools" \
-  --peer-python "$peer_python" --work "$work" --out "$work/profiling_$rows_small.json"
+  --peer-python "$peer_python" --work "$work" --out "$work/profiling_$rows_small.json" "${quiet[@]}"
 results+=("$work/profiling_$rows_small.json")
 
 if [ "$rows_large" != 0 ]; then
   "$python" "$here/bench_profiling.py" --rows "$rows_large" --repeat 1 --tools relmap \
-    --work "$work" --out "$work/profiling_$rows_large.json"
+    --work "$work" --out "$work/profiling_$rows_large.json" "${quiet[@]}"
   results+=("$work/profiling_$rows_large.json")
 fi
 
 "$python" "$here/bench_ingest.py" --rows "$rows_ingest" --repeat "$repeat" \
-  --work "$work" --out "$work/ingest_$rows_ingest.json"
+  --work "$work" --out "$work/ingest_$rows_ingest.json" "${quiet[@]}"
 results+=("$work/ingest_$rows_ingest.json")
 
 echo

@@ -41,6 +41,8 @@ def run_all(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
         "ROWS_INGEST": str(SMALL_ROWS),
         "REPEAT": "1",
         "PEERS": "0",
+        "QUIET_WAIT": "0",
+        "RETRIES": "0",
     }
     completed = subprocess.run(
         ["bash", str(BENCH_DIR / "run_all.sh")], env=env, capture_output=True, text=True, timeout=600
@@ -74,6 +76,7 @@ def test_profiling_results_small_table(run_all):
     assert sum(relmap["semantic_types"].values()) == 30
     assert results["measurements"]["duckdb_summarize"][0]["child"]["columns"] == 30
     assert results["measurements"]["relmap_report"][0]["child"]["report_mb"] > 0
+    assert len(set(results["duckdb_versions"].values())) == 1
     assert results["machine"]["nproc"] >= 1
 
 
@@ -187,15 +190,39 @@ def test_check_targets_large_table():
 
 
 def test_summarize_takes_median_and_peak():
+    def run(ok, wall, rss, work, cpu, disturbed):
+        child = {"work_s": work} if ok else {}
+        return {
+            "ok": ok, "wall_s": wall, "max_rss_mb": rss, "user_s": cpu, "system_s": 0.5,
+            "other_cpu_s": 0.1, "disturbed": disturbed, "child": child,
+        }
+
     runs = [
-        {"ok": True, "wall_s": 5.0, "max_rss_mb": 300.0, "child": {"work_s": 4.0}},
-        {"ok": True, "wall_s": 3.0, "max_rss_mb": 320.0, "child": {"work_s": 2.0}},
-        {"ok": True, "wall_s": 4.0, "max_rss_mb": 310.0, "child": {"work_s": 3.0}},
-        {"ok": False, "wall_s": 1.0, "max_rss_mb": 900.0, "child": {}},
+        run(True, 5.0, 300.0, 4.0, 6.5, False),
+        run(True, 3.0, 320.0, 2.0, 3.5, True),
+        run(True, 4.0, 310.0, 3.0, 5.5, False),
+        run(False, 1.0, 900.0, None, 1.0, False),
     ]
     summary = harness.summarize(runs)
     assert summary["runs"] == 3
     assert summary["failed"] == 1
     assert summary["median_work_s"] == 3.0
     assert summary["median_wall_s"] == 4.0
+    assert summary["median_cpu_s"] == 6.0
     assert summary["max_rss_mb"] == 320.0
+    assert summary["disturbed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("other_cpu_s", "disturbed"),
+    [(None, False), (0.0, False), (0.1 * 4.0 * (os.cpu_count() or 1), False), (0.5 * 4.0 * (os.cpu_count() or 1), True)],
+    ids=["unknown", "idle", "at-limit", "busy"],
+)
+def test_is_disturbed_by_other_load(other_cpu_s, disturbed):
+    assert harness.is_disturbed({"wall_s": 4.0, "other_cpu_s": other_cpu_s}) is disturbed
+
+
+def test_wait_for_quiet_without_wait():
+    waited = harness.wait_for_quiet(0)
+    assert waited["quiet"] is True
+    assert waited["waited_s"] == 0.0
