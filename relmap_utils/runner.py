@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from relmap_utils.config import CONFIG_FILE, Engagement, engagement_file, load_engagement
 from relmap_utils.errors import ConfigError, RelmapError, RunError
-from relmap_utils.i18n import set_locale, tr
+from relmap_utils.i18n import get_locale, set_locale, tr
 from relmap_utils.manifest import (
     MANIFEST_FILE,
     SCHEMA_VERSION,
@@ -536,6 +536,9 @@ def _execute_run(
         "ended_at": None,
         "duration_seconds": None,
         "timezone": engagement.timezone,
+        # config.locale is what engagement.yaml asks for; RELMAP_LANG may override it
+        # for messages and reports (relmap_utils.i18n), and the reviewer needs to know which won.
+        "locale_effective": get_locale(),
         "request": {"stages": list(stages) if stages else None, "from_stage": from_stage, "overrides": overrides},
         "config_file": {"path": CONFIG_FILE, "sha256": sha256_file(run_dir / CONFIG_FILE)},
         "config": engagement.model_dump(mode="json"),

@@ -182,6 +182,17 @@ def test_html_report_in_english(tmp_path):
     assert "Data quality report" in page
 
 
+def test_html_report_follows_relmap_lang(run_dir, monkeypatch):
+    monkeypatch.setenv("RELMAP_LANG", "en")
+
+    result = run_stage(RunContext.open(run_dir))
+
+    page = Path(result["report"]).read_text(encoding="utf-8")
+    assert "<html lang='en'>" in page
+    assert "Data quality report" in page
+    assert "数据质量报告" not in page
+
+
 @pytest.mark.parametrize(
     ("params", "match"),
     [

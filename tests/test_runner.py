@@ -292,6 +292,17 @@ def test_english_engagement_reports_in_english(tmp_path, registry):
     assert "stage 00_a succeeded" in (result.run_dir / "run.log").read_text(encoding="utf-8")
 
 
+def test_manifest_records_effective_locale(monkeypatch, tmp_path, registry):
+    engagement = make_engagement(tmp_path / "zh")
+    monkeypatch.setenv("RELMAP_LANG", "en")
+
+    result = run_engagement(engagement, stages=["a"], overrides={"a": {"title": "Q4"}}, registry=[registry[0]])
+
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    assert manifest["config"]["locale"] == "zh_CN"
+    assert manifest["locale_effective"] == "en"
+
+
 def test_interrupted_run_leaves_readable_manifest(engagement, registry):
     def interrupt(event):
         if event.kind == "start" and event.stage.key == "b":

@@ -1,9 +1,10 @@
 """Tables and figures of the profile for the notebook, and the self-contained HTML report.
 
 All text comes from the ``profiling.*`` catalog in the report language. The
-``locale`` argument sets it; by default it is the active locale, which is
-Chinese unless the engagement sets ``locale: en``. Figures are Plotly; the HTML report embeds plotly.js once, in its
-head, so it opens without network access.
+``locale`` argument sets it; by default it is the active locale
+(:func:`relmap_utils.i18n.get_locale`: ``RELMAP_LANG``, then the engagement's
+``locale``, then Chinese). Figures are Plotly; the HTML report embeds
+plotly.js once, in its head, so it opens without network access.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import pandas as pd
 
 from relmap_utils.context import INGEST_STAGE, RunContext
 from relmap_utils.errors import ConfigError, StageError
+from relmap_utils.i18n import get_locale
 from relmap_utils.profiling import frames
 from relmap_utils.profiling.model import Profile
 from relmap_utils.profiling.profiler import EXACT_LIMIT, profile_tables
@@ -78,10 +79,12 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
 
     profile = profile_tables(tables, column_meta, **options)
     artifacts = write_artifacts(profile, ctx.artifacts(STAGE_ID), options)
+    # get_locale(), not the engagement's locale: RELMAP_LANG set by the person
+    # running the stage wins, as it does for the CLI and the notebook tables.
     report = write_html_report(
         profile,
         ctx.reports_dir / f"{STAGE_ID}.html",
-        locale=ctx.engagement.locale,
+        locale=get_locale(),
         engagement=ctx.engagement.name,
         run_id=ctx.run_dir.name,
     )
