@@ -143,12 +143,15 @@ class EngagementLock:
 
     The lock is an OS file lock (``flock``), so it is released when the
     process ends, also when it is killed. The file stores the holder's
-    process id and start time so that the second run can name them.
+    process id and start time so that the second run can name them. The
+    start time is in ``timezone`` (the engagement's), or in the machine's
+    local zone when it is not given.
     """
 
-    def __init__(self, engagement_dir: Path, engagement_name: str) -> None:
+    def __init__(self, engagement_dir: Path, engagement_name: str, timezone: Any = None) -> None:
         self.path = engagement_dir / LOCK_FILE
         self.engagement_name = engagement_name
+        self.timezone = timezone
         self._fd: int | None = None
 
     def __enter__(self) -> "EngagementLock":
@@ -166,7 +169,8 @@ class EngagementLock:
                 since=holder.get("since", "?"),
             ) from None
         os.ftruncate(fd, 0)
-        holder = {"pid": os.getpid(), "since": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+        since = dt.datetime.now(self.timezone) if self.timezone else dt.datetime.now().astimezone()
+        holder = {"pid": os.getpid(), "since": since.isoformat(timespec="seconds")}
         os.write(fd, json.dumps(holder).encode("utf-8"))
         self._fd = fd
         return self
@@ -466,7 +470,7 @@ def run_engagement(
         check_parameters_cell(stage.notebook_path, {RUN_DIR_PARAMETER: "", **params[stage.key]})
     key_record = pseudonym_key_record(engagement)
 
-    with EngagementLock(engagement_dir, engagement.name):
+    with EngagementLock(engagement_dir, engagement.name, timezone):
         source: tuple[Path, dict[str, Any]] | None = None
         if plan.reuse:
             source = find_reusable_run(engagement_dir, [stage.key for stage in plan.reuse])

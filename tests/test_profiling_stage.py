@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from relmap_utils.context import RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.profiling import run_stage
+from relmap_utils.profiling.report import render_html
 
 # Raw personal data planted in undeclared columns; none of it may leave the profile.
 PLANTED_NAMES = ["张三丰", "李四光", "王五常"]
@@ -180,6 +182,21 @@ def test_html_report_in_english(tmp_path):
     page = Path(result["report"]).read_text(encoding="utf-8")
     assert "<html lang='en'>" in page
     assert "Data quality report" in page
+
+
+def test_html_report_time_in_engagement_zone(run_dir):
+    profile = run_stage(RunContext.open(run_dir))["profile"]
+    generated = dt.datetime(2026, 12, 4, 21, 17, 24, tzinfo=dt.timezone.utc)
+
+    page = render_html(profile, locale="zh_CN", generated=generated, timezone="Asia/Shanghai")
+
+    assert "生成时间：2026-12-05 05:17:24 (Asia/Shanghai)" in page
+
+
+def test_html_report_header_names_zone(result):
+    page = Path(result["report"]).read_text(encoding="utf-8")
+
+    assert re.search(r"生成时间：\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \(Asia/Shanghai\)", page)
 
 
 def test_html_report_follows_relmap_lang(run_dir, monkeypatch):

@@ -359,6 +359,13 @@ def test_lock_rejects_second_run(engagement, registry):
         pass
 
 
+def test_lock_holder_time_in_engagement_zone(engagement):
+    with EngagementLock(engagement, "tiny", SHANGHAI) as lock:
+        holder = json.loads(lock.path.read_text(encoding="utf-8"))
+
+    assert holder["since"].endswith("+08:00")
+
+
 def test_lock_released_when_holder_killed(engagement):
     script = (
         "import sys, time\n"

@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 
 from relmap_utils import charts
 from relmap_utils.i18n import get_locale, normalize_locale, tr
+from relmap_utils.localtime import format_local_time
 from relmap_utils.profiling.model import CRITICAL_CAP, WEIGHTS, ColumnProfile, Profile
 
 SEVERITY_COLORS = {
@@ -342,20 +343,34 @@ def render_html(
     engagement: str = "",
     run_id: str = "",
     generated: dt.datetime | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> str:
     """Return the profiling report as one self-contained HTML document.
 
     plotly.js is embedded once in the document head; no element loads
     anything from the network. Personal and pseudonymized columns appear with
     counts only, because the profile contains no values for them.
+
+    Parameters
+    ----------
+    profile : Profile
+    locale : str, optional
+        Report language; default the active locale.
+    engagement, run_id : str
+        Shown in the header.
+    generated : datetime, optional
+        Time of the report; default now.
+    timezone : str, default="Asia/Shanghai"
+        The engagement's time zone; the header shows ``generated`` in it,
+        with the zone's name.
     """
     locale = _locale(locale)
-    generated = generated or dt.datetime.now().replace(microsecond=0)
+    generated_text = format_local_time(generated or dt.datetime.now(dt.timezone.utc), timezone)
     text = lambda key, **params: html.escape(tr(key, locale=locale, **params))  # noqa: E731
 
     parts = [
         f"<h1>{text('profiling.report.title')}</h1>",
-        f"<p class='meta'>{text('profiling.report.meta', engagement=engagement or '-', run=run_id or '-', generated=generated.isoformat(sep=' '))}</p>",
+        f"<p class='meta'>{text('profiling.report.meta', engagement=engagement or '-', run=run_id or '-', generated=generated_text)}</p>",
         _score_section(profile, locale),
         f"<h2>{text('profiling.report.findings_heading')}</h2>",
         _findings_html(profile, locale),

@@ -87,6 +87,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
         locale=get_locale(),
         engagement=ctx.engagement.name,
         run_id=ctx.run_dir.name,
+        timezone=ctx.engagement.timezone,
     )
     logger.info(
         "finished stage %s in %.1f s: score %.1f, %d findings",
