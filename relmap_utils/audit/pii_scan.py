@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -419,10 +420,14 @@ def scan_parquet(
             row=table.file_row_number + 1, value=text
         )
         place = Msg("audit.place.column", column=column)
-        for batch in candidates.to_pyarrow_batches(chunk_size=batch_rows):
-            for row, value in zip(batch.column("row").to_pylist(), batch.column("value").to_pylist()):
-                for match in find_personal_data(value or "", allowlist):
-                    collector.add(column, place, match, Msg("audit.where.row", row=row))
+        with warnings.catch_warnings():
+            # ibis 12.0.0 streams with a DuckDB method that DuckDB 1.5 deprecated; it still works.
+            warnings.filterwarnings("ignore", r"fetch_record_batch\(\) is deprecated", DeprecationWarning)
+            for batch in candidates.to_pyarrow_batches(chunk_size=batch_rows):
+                rows, values = batch.column("row").to_pylist(), batch.column("value").to_pylist()
+                for row, value in zip(rows, values):
+                    for match in find_personal_data(value or "", allowlist):
+                        collector.add(column, place, match, Msg("audit.where.row", row=row))
     return collector.result()
 
 

@@ -388,18 +388,26 @@ def _scan_personal_data(
     for path in files:
         name = path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else str(path)
         suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            backend = backend or connect()
-            hits.extend(pii_scan.scan_parquet(path, name, allowlist, backend))
-        elif suffix == ".xlsx":
-            hits.extend(pii_scan.scan_xlsx(path, name, allowlist))
-        elif suffix == ".ipynb" and (notebook := notebooks.get(name) or read_notebook_json(path)) is not None:
-            hits.extend(pii_scan.scan_notebook(notebook, name, allowlist))
-        elif suffix in _NOT_SCANNED_SUFFIXES or _looks_binary(path):
-            findings.append(Finding("not_scanned", name, severity=NOTE))
+        try:
+            if suffix == ".parquet":
+                backend = backend or connect()
+                hits.extend(pii_scan.scan_parquet(path, name, allowlist, backend))
+            elif suffix == ".xlsx":
+                hits.extend(pii_scan.scan_xlsx(path, name, allowlist))
+            elif suffix == ".ipynb" and (notebook := notebooks.get(name) or read_notebook_json(path)) is not None:
+                hits.extend(pii_scan.scan_notebook(notebook, name, allowlist))
+            elif suffix in _NOT_SCANNED_SUFFIXES or _looks_binary(path):
+                findings.append(Finding("not_scanned", name, severity=NOTE))
+                continue
+            else:
+                hits.extend(pii_scan.scan_text_file(path, name, allowlist))
+        except Exception as exc:  # noqa: BLE001
+            # A damaged Parquet or xlsx file fails inside pyarrow, DuckDB or
+            # zipfile with their own exception types. A file that cannot be
+            # read cannot be cleared of personal data, so it is an error.
+            logger.info("could not scan %s: %s", name, type(exc).__name__)
+            findings.append(Finding("scan_failed", name, params={"error": type(exc).__name__}))
             continue
-        else:
-            hits.extend(pii_scan.scan_text_file(path, name, allowlist))
         counts["scanned"] += 1
     findings.extend(
         Finding(
