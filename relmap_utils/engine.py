@@ -6,6 +6,9 @@ a DuckDB or Spark handle directly.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -64,9 +67,18 @@ def connect(
             backend._session.conf.set(key, value)
         return backend
 
-    config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    config: dict[str, Any] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        # DuckDB spills to ".tmp" in the working directory by default, which is the run
+        # folder during a run; spilled pages can hold values from before pseudonymization.
+        "temp_directory": str(Path(tempfile.gettempdir()) / f"relmap-duckdb-{os.getpid()}"),
+    }
     if engine.threads:
         config["threads"] = engine.threads
     if engine.memory_limit:
         config["memory_limit"] = engine.memory_limit
-    return ibis.duckdb.connect(database, **config, **extra)
+    backend = ibis.duckdb.connect(database, **config, **extra)
+    # A connection-level setting: the progress bar would print into executed notebooks and logs.
+    backend.raw_sql("SET enable_progress_bar = false")
+    return backend
