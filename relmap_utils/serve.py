@@ -2,8 +2,8 @@
 
 :func:`serve` picks the run (``--run`` or the latest succeeded run), the
 pages that run can show, and the token, then starts
-:class:`~relmap_utils.dashboard.server.RelmapVoila` on 127.0.0.1 unless told
-otherwise. The run folder reaches the dashboard kernels through the
+:class:`~relmap_utils.dashboard.server.RelmapVoila` on 127.0.0.1 unless
+``--host`` names another address. The run folder reaches the dashboard kernels through the
 environment variable ``RELMAP_DASHBOARD_RUN``; the pages read the run's
 artifacts and never recompute a model.
 
@@ -89,7 +89,7 @@ def read_tokens(environ: dict[str, str] | None = None) -> tuple[list[str], bool]
     Raises
     ------
     ConfigError
-        When ``RELMAP_SERVE_TOKEN`` holds a token shorter than :data:`MIN_TOKEN_LENGTH`.
+        When ``RELMAP_SERVE_TOKEN`` contains a token shorter than :data:`MIN_TOKEN_LENGTH`.
     """
     environ = os.environ if environ is None else environ
     configured = [part.strip() for part in environ.get(TOKEN_ENV, "").split(",") if part.strip()]

@@ -164,10 +164,12 @@ def test_token_becomes_session_cookie(server):
     assert status == 302
     assert headers["Location"] == "/?lang=x"
     cookie = headers["Set-Cookie"].split(";")[0]
-    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert "HttpOnly" in headers["Set-Cookie"]
+    assert "SameSite=Strict" in headers["Set-Cookie"]
     status, _, body = request(server, "/", {"Cookie": cookie})
     assert status == 200
-    assert "运行概览" in body and "数据画像" in body
+    assert "运行概览" in body
+    assert "数据画像" in body
     assert request(server, "/", {"Cookie": cookie.split("=")[0] + "=forged"})[0] == 403
 
 
@@ -282,8 +284,16 @@ class PageWatch:
 def open_page(browser, server: dict, path: str, min_plots: int):
     page = browser.new_page()
     watch = PageWatch(page)
-    # Any request to another host is aborted (and still recorded by the watch).
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server["base"]) or not route.request.url.startswith("http") else route.abort())
+
+    def only_local(route) -> None:
+        # Any request to another host is aborted; the watch still records it.
+        url = route.request.url
+        if url.startswith(server["base"]) or not url.startswith("http"):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.route("**/*", only_local)
     page.goto(f"{server['base']}{path}?token={server['token']}")
     page.wait_for_function(RENDERED, arg=min_plots, timeout=120_000)
     page.wait_for_timeout(500)
@@ -306,10 +316,10 @@ def test_overview_renders_in_chinese_offline(browser, server, tmp_path):
 def test_payload_in_data_shows_as_text(browser, server, tmp_path):
     page, watch = open_page(browser, server, "/pages/overview", min_plots=3)
     # ipywidgets shows spaces in option labels as no-break spaces.
-    shown = PAYLOAD.replace(" ", "\xa0")
+    payload_label = PAYLOAD.replace(" ", "\xa0")
     options = page.locator(".widget-dropdown select option").all_inner_texts()
-    assert shown in options
-    page.locator(".widget-dropdown select").first.select_option(label=shown)
+    assert payload_label in options
+    page.locator(".widget-dropdown select").first.select_option(label=payload_label)
     page.wait_for_function(RENDERED, arg=2, timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(tmp_path / "payload.png"), full_page=True)

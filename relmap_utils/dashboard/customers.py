@@ -45,7 +45,7 @@ PRODUCT_COLUMN = "product_family"
 
 @dataclass(frozen=True)
 class Dimension:
-    """A filter dimension: its key and the column of the table that holds it."""
+    """A filter dimension: its key and the table column that contains it."""
 
     key: str
     table: str

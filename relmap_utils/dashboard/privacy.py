@@ -1,4 +1,4 @@
-"""What clients may see: escaped values and no aggregate over a small group.
+"""Privacy rules of client pages: escaped values and no aggregate over a small group.
 
 Two rules apply to every value a dashboard shows:
 

@@ -57,7 +57,7 @@ from relmap_utils.paths import TEMPLATE_DIR
 logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "relmap"
-# Folder that holds voila/templates/relmap, in the layout of a Jupyter data
+# Folder that contains voila/templates/relmap, in the layout of a Jupyter data
 # directory, so Voilà finds the template through JUPYTER_PATH.
 TEMPLATE_ROOT = TEMPLATE_DIR
 SESSION_MAX_AGE_DAYS = 1
@@ -78,7 +78,7 @@ _SUSPICIOUS_PATH = re.compile(r"(^|/)\.\.?(/|$)|\\|\x00|//")
 def token_id(token: str) -> str:
     """Return the id logged for ``token``: the first 12 hex digits of its SHA-256.
 
-    The id tells tokens apart in the log without revealing them.
+    The id distinguishes tokens in the log without revealing them.
     """
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
 
@@ -109,7 +109,7 @@ class PageViewLog:
     Each line has ``time`` (ISO 8601 with UTC offset), ``event`` (``view`` or
     ``refused``), ``page`` or ``path``, ``run`` and ``token_id``. Refused
     requests are logged at most :data:`REFUSED_LOG_LIMIT` times a minute; the
-    next line written says how many were left out.
+    next line written gives how many were left out.
     """
 
     def __init__(self, path: Path, run_id: str) -> None:
@@ -252,7 +252,7 @@ def _message_page(title: str, body: str, status: int) -> str:
 
 
 class RejectHandler(tornado.web.RequestHandler):
-    """Answers every method with a fixed status and a short bilingual page, and logs the refusal."""
+    """Reject every method with a fixed status and a short bilingual page, and log the rejection."""
 
     def initialize(self, status: int, key: str, log: PageViewLog, supplied: str | None) -> None:
         self.status = status
@@ -271,7 +271,7 @@ class RejectHandler(tornado.web.RequestHandler):
 
 
 class TokenRedirectHandler(tornado.web.RequestHandler):
-    """Turns a valid ``?token=`` into a session cookie and redirects to the URL without it."""
+    """Handler that turns a valid ``?token=`` into a session cookie and redirects to the URL without it."""
 
     def initialize(self, gate: AccessGate, ident: str) -> None:
         self.gate = gate
@@ -390,7 +390,7 @@ class RelmapApplication(tornado.web.Application):
 
 @dataclass
 class ServerOptions:
-    """What :class:`RelmapVoila` serves and how.
+    """Settings of :class:`RelmapVoila`: the pages, the access gate, the address and the kernel pool.
 
     Attributes
     ----------
