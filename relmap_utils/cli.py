@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from relmap_utils import __version__
+from relmap_utils.cli_help import RelmapGroup
 from relmap_utils.config import CONFIG_FILE, Engagement, engagement_file, load_engagement
 from relmap_utils.errors import ConfigError, RelmapError
 from relmap_utils.i18n import set_locale, tr
@@ -141,6 +142,7 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="relmap",
         help=tr("cli.help"),
+        cls=RelmapGroup,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -175,7 +177,8 @@ def build_app() -> typer.Typer:
         stages: Annotated[str | None, typer.Option("--stages", help=tr("cli.opt.stages"), show_default=False)] = None,
         from_stage: Annotated[str | None, typer.Option("--from", help=tr("cli.opt.from"), show_default=False)] = None,
         param: Annotated[
-            list[str] | None, typer.Option("--param", "-p", help=tr("cli.opt.param"), show_default=False)
+            list[str] | None,
+            typer.Option("--param", "-p", metavar="STAGE.NAME=VALUE", help=tr("cli.opt.param"), show_default=False),
         ] = None,
         params_file: Annotated[
             Path | None, typer.Option("--params", help=tr("cli.opt.params"), show_default=False)
@@ -256,7 +259,8 @@ def build_app() -> typer.Typer:
         notebook: Annotated[Path, typer.Argument(help=tr("cli.arg.notebook"), show_default=False)],
         output: Annotated[Path, typer.Argument(help=tr("cli.arg.output"), show_default=False)],
         param: Annotated[
-            list[str] | None, typer.Option("--param", "-p", help=tr("cli.opt.notebook_param"), show_default=False)
+            list[str] | None,
+            typer.Option("--param", "-p", metavar="NAME=VALUE", help=tr("cli.opt.notebook_param"), show_default=False),
         ] = None,
         params_file: Annotated[
             Path | None, typer.Option("--params", help=tr("cli.opt.notebook_params"), show_default=False)
