@@ -6,11 +6,11 @@ inside the run folder (the time in the engagement's time zone), holding:
 - ``index.html``: the overview, with each stage's status and headline results
   from its ``artifacts/<stage>/summary.json``, linking to the pages below;
 - ``<stage>.html``: a copy of the report the stage wrote to
-  ``reports/<stage>.html``. Those reports are already self-contained (code
-  hidden, plotly.js embedded once, no CDN), and they show exactly what the
-  stage computed, so the export reuses them rather than converting the
-  executed notebook, whose nbconvert HTML would show the code cells' narrative
-  and load require.js and MathJax from CDNs;
+  ``reports/<stage>.html``. Those reports are already self-contained: code
+  hidden, plotly.js embedded once, nothing loaded from a CDN. They show
+  exactly what the stage computed. The export therefore reuses them instead
+  of converting the executed notebook with nbconvert, which would add a
+  dependency and whose HTML templates load require.js and MathJax from CDNs;
 - ``<stage>.xlsx``: the stage's key tables, one sheet each, with sheet and
   column names in the report language (Chinese by default), and a first
   sheet that names the artifact and sha256 behind every sheet.
@@ -426,7 +426,7 @@ def write_workbook(
     The first sheet names the run, the export time, and for every other
     sheet the artifact it comes from, its sha256 and the rows written.
     Sheets stop at Excel's limit of 1,048,576 rows, and the first sheet
-    says so when that happens.
+    then marks the row count as cut off.
     """
     import openpyxl
     import pyarrow.parquet as pq

@@ -305,10 +305,10 @@ def _normalize_output(output: dict[str, Any], replacements: list[tuple[str, str]
 def normalized_notebook(notebook: dict[str, Any], replacements: list[tuple[str, str]]) -> Any:
     """Return the notebook reduced to cell types, sources and outputs, with run-specific text replaced.
 
-    Metadata (timings, Papermill status, cell ids) is dropped; the run folder
-    path and run id become ``<run_dir>`` and ``<run_id>``, timestamps
-    ``<time>``, elapsed times such as ``0.3 s`` ``<seconds>`` and UUIDs
-    ``<uuid>``.
+    Metadata (timings, Papermill status, cell ids) is dropped. The run folder
+    path becomes ``<run_dir>`` and the run id ``<run_id>``. Timestamps become
+    ``<time>``, elapsed times such as ``0.3 s`` become ``<seconds>``, and
+    UUIDs become ``<uuid>``.
     """
     import nbformat
 

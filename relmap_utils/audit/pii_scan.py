@@ -9,10 +9,11 @@ patterns (:mod:`relmap_utils.ingest.privacy`) after spaces and dashes are
 removed. So ``138 1234 5678`` inside a sentence counts exactly when the cell
 ``13812345678`` would stop an ingest.
 
-A digit run counts only when it stands alone: a letter, digit, underscore
-or point right before it, or a letter, digit, underscore or decimal part right
-after it, makes it part of something else (a hex pseudonym, a float such as
-minified JavaScript's ``.0270313613864123``, an identifier), and it is skipped.
+A digit run counts only when it is a token of its own. It is skipped when a
+letter, digit, underscore or point comes right before it, or a letter, digit,
+underscore or decimal part right after it, because it is then part of a hex
+pseudonym, a float (minified JavaScript writes ``.0270313613864123``) or an
+identifier.
 
 Values that occur in the plotly.js bundle that relmap embeds in its HTML and
 notebooks (an author's e-mail address in a licence comment) are never

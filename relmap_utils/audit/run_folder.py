@@ -22,7 +22,7 @@ def open_run(path: str | Path) -> tuple[Path, dict[str, Any]]:
         When ``path`` does not exist or is not a folder, when it is an
         engagement folder instead of one of its runs, when manifest.json is
         missing, and when manifest.json is not valid JSON or not a relmap
-        manifest. Each message says what to pass instead.
+        manifest. Each message names what to pass instead.
     """
     folder = Path(path).expanduser()
     if not folder.exists():

@@ -205,16 +205,17 @@ def _check_manifest_history(
     if expect is None:
         return findings
 
-    wanted = expect.strip().lower()
-    if wanted == states[0]:
+    expected_hash = expect.strip().lower()
+    if expected_hash == states[0]:
         report.expect_matched = "current"
-    elif wanted in states[1:]:
+    elif expected_hash in states[1:]:
         report.expect_matched = "before_exports"
-        later = [entry.get("id", "?") for entry in exports[len(states) - 1 - states.index(wanted) :]]
-        findings.append(Finding("expect_before_exports", MANIFEST_FILE, params={"exports": ", ".join(later)},
-                                severity=NOTE))  # fmt: skip
+        exports_after = states.index(expected_hash)
+        later = ", ".join(str(entry.get("id", "?")) for entry in exports[len(exports) - exports_after :])
+        findings.append(Finding("expect_before_exports", MANIFEST_FILE, params={"exports": later}, severity=NOTE))
     else:
-        findings.append(Finding("expect_mismatch", MANIFEST_FILE, params={"expected": wanted, "actual": states[0]}))
+        params = {"expected": expected_hash, "actual": states[0]}
+        findings.append(Finding("expect_mismatch", MANIFEST_FILE, params=params))
     return findings
 
 
@@ -228,13 +229,13 @@ def _check_statuses(manifest: dict[str, Any]) -> list[Finding]:
         name = stage.get("id") or stage.get("key") or "?"
         if stage_status == "skipped":
             upstream = ", ".join(stage.get("skipped_because") or []) or "-"
-            findings.append(Finding("stage_skipped", MANIFEST_FILE, params={"stage": name, "upstream": upstream},
-                                    severity=NOTE))  # fmt: skip
+            params = {"stage": name, "upstream": upstream}
+            findings.append(Finding("stage_skipped", MANIFEST_FILE, params=params, severity=NOTE))
         elif stage_status not in _DONE:
             error = stage.get("error") or {}
             detail = f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ") or "-"
-            findings.append(Finding("stage_status", MANIFEST_FILE,
-                                    params={"stage": name, "status": stage_status or "-", "error": detail}))  # fmt: skip
+            params = {"stage": name, "status": stage_status or "-", "error": detail}
+            findings.append(Finding("stage_status", MANIFEST_FILE, params=params))
     return findings
 
 
@@ -310,24 +311,25 @@ def _check_inputs(
         if entry.get("missing"):
             findings.append(Finding("input_missing_at_run", label, params={"source": source}, severity=NOTE))
             continue
+
         is_folder = "files" in entry
-        found = next((path for path in _input_candidates(run_dir, entry)
-                      if (path.is_dir() if is_folder else path.is_file())), None)  # fmt: skip
+        candidates = _input_candidates(run_dir, entry)
+        found = next((path for path in candidates if (path.is_dir() if is_folder else path.is_file())), None)
         if found is None:
             severity = ERROR if require_inputs else NOTE
             findings.append(Finding("input_not_available", label, params={"source": source}, severity=severity))
             continue
-        records = entry["files"] if is_folder else [{"path": "", "sha256": entry.get("sha256"), "size": entry.get("size")}]
-        for record in records:
-            target = found / record["path"] if record["path"] else found
-            counts["hashed"] += 1
-            shown = str(target)
-            if not target.is_file():
-                findings.append(Finding("input_modified", shown, params={"source": source, "expected": record.get("sha256") or "-", "actual": "-"}))
-                continue
-            actual = sha256_file(target)
-            if actual != record.get("sha256"):
-                findings.append(Finding("input_modified", shown, params={"source": source, "expected": record.get("sha256") or "-", "actual": actual}))
+
+        if is_folder:
+            targets = [(found / record["path"], record.get("sha256")) for record in entry["files"]]
+        else:
+            targets = [(found, entry.get("sha256"))]
+        for target, expected in targets:
+            actual = sha256_file(target) if target.is_file() else "-"
+            counts["hashed"] += target.is_file()
+            if actual != expected:
+                params = {"source": source, "expected": expected or "-", "actual": actual}
+                findings.append(Finding("input_modified", str(target), params=params))
     return findings
 
 
@@ -352,9 +354,9 @@ def _check_unlisted_files(run_dir: Path, manifest: dict[str, Any]) -> list[Findi
 def _allowlist(run_dir: Path, manifest: dict[str, Any], report: VerifyReport) -> frozenset[str]:
     """Return the allowlist of the run's configuration joined with the engagement's current one.
 
-    The current engagement.yaml counts too, so that a reviewer's newly found
-    false positive can be allowed without re-running the engagement; verify
-    reports how many entries came from each place.
+    The current engagement.yaml counts too, so that a reviewer can allow a
+    newly found false positive without re-running the engagement. The report
+    shows how many entries came from each file.
     """
     from relmap_utils.config import load_engagement
 
@@ -382,8 +384,8 @@ def _scan_personal_data(
     backend = None
     hits: list[pii_scan.PersonalDataHit] = []
     files = [path for path in sorted(run_dir.rglob("*")) if path.is_file()]
-    files.extend(Path(str(record["path"])) for record in export_records(manifest)
-                 if Path(str(record.get("path"))).is_absolute() and Path(str(record["path"])).is_file())  # fmt: skip
+    external = [Path(str(record.get("path"))) for record in export_records(manifest)]
+    files.extend(path for path in external if path.is_absolute() and path.is_file())
     findings: list[Finding] = []
     for path in files:
         name = path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else str(path)
