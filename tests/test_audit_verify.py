@@ -359,6 +359,15 @@ def test_notebook_defects_are_found(cells, code):
     assert code in codes
 
 
+def test_unexecuted_cells_are_one_finding():
+    cells = [_code(1), _code(2, status="failed"), _code(None, status="pending"), _code(None, status="pending")]
+
+    findings = check_notebook(_notebook(cells), "n.ipynb", {})
+
+    not_executed = [finding for finding in findings if finding.code == "cell_not_executed"]
+    assert [finding.params for finding in not_executed] == [{"cells": "3, 4", "count": 2}]
+
+
 def test_notebook_parameters_compared_with_manifest():
     notebook = _notebook([_code(1)], {"top_n": 10, "run_dir": "/r"})
 

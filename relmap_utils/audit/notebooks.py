@@ -85,27 +85,33 @@ def _canonical(value: Any) -> str:
 
 def _check_cells(cells: list[dict[str, Any]], name: str) -> list[Finding]:
     findings: list[Finding] = []
+    not_executed: list[int] = []
     expected_count = 1
     for number, cell in enumerate(cells, start=1):
         if cell.get("cell_type") != "code":
             continue
         where = Msg("audit.where.cell", cell=number)
-        status = (cell.get("metadata", {}).get("papermill") or {}).get("status")
-        if status != COMPLETED:
-            findings.append(Finding("cell_not_completed", name, where, {"status": status or "-"}))
-        for output in cell.get("outputs", []) or []:
-            if output.get("output_type") == "error":
-                findings.append(Finding("cell_error_output", name, where, {"ename": str(output.get("ename", "?"))}))
-
         count = cell.get("execution_count")
         source = cell.get("source", "")
         blank = not ("".join(source) if isinstance(source, list) else str(source)).strip()
         if count is None:
             # The kernel is never asked to run a blank cell, so it gets no count.
             if not blank:
-                findings.append(Finding("cell_not_executed", name, where))
+                not_executed.append(number)
             continue
+
+        status = (cell.get("metadata", {}).get("papermill") or {}).get("status")
+        if status != COMPLETED:
+            findings.append(Finding("cell_not_completed", name, where, {"status": status or "-"}))
+        for output in cell.get("outputs", []) or []:
+            if output.get("output_type") == "error":
+                findings.append(Finding("cell_error_output", name, where, {"ename": str(output.get("ename", "?"))}))
         if count != expected_count:
             findings.append(Finding("execution_order", name, where, {"count": count, "expected": expected_count}))
         expected_count = count + 1 if isinstance(count, int) else expected_count + 1
+
+    if not_executed:
+        # After a failure every later cell is unexecuted; one finding lists them all.
+        cells_text = ", ".join(str(number) for number in not_executed)
+        findings.append(Finding("cell_not_executed", name, params={"cells": cells_text, "count": len(not_executed)}))
     return findings
