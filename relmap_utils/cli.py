@@ -305,7 +305,7 @@ def validate_engagement(engagement: Engagement, engagement_dir: Path) -> list[st
     Checks the stage parameters and notebooks (each needs a ``parameters``
     cell), the pseudonym key variable, and the sources through
     ``relmap_utils.ingest.validate_sources`` (files exist and open, mapped
-    columns are present). Configuration errors are raised by
+    columns are present, no undeclared personal data). Configuration errors are raised by
     :func:`~relmap_utils.config.load_engagement` before this runs.
     """
     from relmap_utils.ingest import validate_sources

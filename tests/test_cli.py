@@ -266,6 +266,19 @@ def test_validate_lists_problems(monkeypatch, tmp_path, engagement):
     assert "data/customers.csv" in result.stderr
 
 
+def test_validate_reports_undeclared_personal_data(engagement):
+    (engagement / "data" / "customers.csv").write_text(
+        "客户号,城市,联系方式\n0001,上海,13812345678\n0002,北京,13987654321\n", encoding="utf-8"
+    )
+
+    result = invoke("validate", str(engagement))
+
+    assert result.exit_code == 2
+    assert "表 customers 的列 联系方式：2 个值符合手机号" in result.stderr
+    assert "导入会在写出任何文件之前停止" in result.stderr
+    assert "检查了每个数据源的全部行" in result.stderr
+
+
 # --------------------------------------------------------------------------- demo
 
 

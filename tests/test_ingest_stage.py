@@ -15,6 +15,7 @@ from relmap_utils.config import load_engagement
 from relmap_utils.context import RunContext
 from relmap_utils.errors import PrivacyError, SourceError
 from relmap_utils.ingest import run_ingest, validate_sources
+from relmap_utils.ingest import validate as ingest_validate
 from relmap_utils.ingest.privacy import key_fingerprint, pseudonymize_value
 from relmap_utils.paths import NOTEBOOK_DIR
 
@@ -292,6 +293,71 @@ def test_validate_sources_lists_problems(tmp_path, monkeypatch):
     assert "gone.csv" in messages[3]
     assert "elsewhere" in messages[4]
     assert not ctx.tables_dir.exists()
+
+
+UNDECLARED_PHONE_SOURCE = dict(CUSTOMER_SOURCE, columns={k: v for k, v in CUSTOMER_SOURCE["columns"].items() if k != "手机号"})
+
+
+def test_validate_finds_what_ingest_stops_on(tmp_path):
+    ctx = _engagement(tmp_path, [UNDECLARED_PHONE_SOURCE], files=FILES)
+    with pytest.raises(PrivacyError) as stopped:
+        run_ingest(ctx)
+
+    problems = validate_sources(load_engagement(ctx.engagement_dir), ctx.engagement_dir)
+
+    assert [type(problem) for problem in problems] == [PrivacyError]
+    message = str(problems[0])
+    assert str(stopped.value) in message
+    assert "表 customers 的列 手机号：2 个值符合手机号" in message
+    assert "检查了每个数据源的全部行" in message
+
+
+def test_validate_scan_reads_start_of_large_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_validate, "FULL_SCAN_BYTES", 100)
+    monkeypatch.setattr(ingest_validate, "SCAN_SAMPLE_BYTES", 300)
+    # GBK: the header "客户号,手机号" takes 14 bytes with its line break and each row 19,
+    # so 300 bytes hold 15 whole rows.
+    rows = "".join(f"{index:06d},138{index:08d}\n" for index in range(50))
+    files = {"customers.csv": ("客户号,手机号\n" + rows, "gbk")}
+    source = {"name": "cust", "path": "data/customers.csv", "table": "customers", "columns": {"客户号": "customer_id"}}
+    ctx = _engagement(tmp_path, [source], files=files)
+
+    problems = validate_sources(load_engagement(ctx.engagement_dir), ctx.engagement_dir)
+
+    message = str(problems[0])
+    assert "表 customers 的列 手机号：15 个值符合手机号" in message
+    assert "数据源 cust：文件 0.0 MB，检查了前 15 行" in message
+    assert "relmap run 会检查全部行" in message
+
+
+def test_validate_scan_reads_first_parquet_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_validate, "FULL_SCAN_BYTES", 10)
+    monkeypatch.setattr(ingest_validate, "SCAN_SAMPLE_ROWS", 5)
+    ctx = _engagement(tmp_path, [{"name": "cust", "path": "data/customers.parquet", "table": "customers"}])
+    table = pa.table({"customer_id": [f"{index:04d}" for index in range(20)],
+                      "contact": [f"user{index}@example.com" for index in range(20)]})
+    pq.write_table(table, ctx.engagement_dir / "data" / "customers.parquet")
+
+    problems = validate_sources(load_engagement(ctx.engagement_dir), ctx.engagement_dir)
+
+    message = str(problems[0])
+    assert "表 customers 的列 contact：5 个值符合电子邮箱" in message
+    assert "检查了前 5 行" in message
+
+
+def test_validate_scan_skips_failed_sources(tmp_path):
+    broken = dict(UNDECLARED_PHONE_SOURCE, columns={"客户编码": "customer_id"})
+    ctx = _engagement(tmp_path, [broken], files=FILES)
+
+    problems = validate_sources(load_engagement(ctx.engagement_dir), ctx.engagement_dir)
+
+    assert [type(problem) for problem in problems] == [SourceError]
+
+
+def test_complete_lines_keeps_quoted_line_breaks():
+    text = 'a,b\n1,"x\ny"\n2,"p\nq'
+
+    assert ingest_validate._complete_lines(text) == 'a,b\n1,"x\ny"\n'
 
 
 @pytest.mark.slow

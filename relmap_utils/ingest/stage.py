@@ -203,6 +203,60 @@ def _joined(values: list[str | None]) -> str | None:
     return ", ".join(unique) if unique else None
 
 
+def group_by_table(results: list[tuple[Source, ReadResult]]) -> dict[str, list[tuple[Source, ReadResult]]]:
+    """Group read sources by the canonical table they fill; staging sources are left out."""
+    by_table: dict[str, list[tuple[Source, ReadResult]]] = defaultdict(list)
+    for source, result in results:
+        if source.table:
+            by_table[source.table].append((source, result))
+    return by_table
+
+
+def scan_tables(
+    engagement: Engagement, by_table: dict[str, list[tuple[Source, ReadResult]]]
+) -> tuple[dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]], list[Msg]]:
+    """Union the sources of each canonical table, choose the privacy treatments and scan for personal data.
+
+    ``relmap run`` (:func:`run_ingest`) and ``relmap validate`` both call
+    this, so they find the same undeclared personal-data columns.
+
+    Parameters
+    ----------
+    engagement : Engagement
+    by_table : dict
+        Canonical table name to its read sources (:func:`group_by_table`).
+
+    Returns
+    -------
+    prepared : dict
+        Table name to (union of its sources, column types, treatments).
+    problems : list of Msg
+        One ``ingest.personal_column`` message per column and kind of
+        personal data found in a column without a treatment.
+    """
+    prepared: dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]] = {}
+    problems: list[Msg] = []
+    for table_name, parts in by_table.items():
+        union, types = _union(table_name, parts)
+        treatments = _treatments(engagement, table_name, list(types), parts)
+        headers = {}
+        for _, result in parts:
+            for column, header in result.source_columns.items():
+                if header:
+                    headers.setdefault(column, header)
+        candidates = [name for name in types if name not in treatments]
+        found = privacy.scan_personal_data(
+            union, candidates, allowlist=engagement.privacy.allowlist, headers=headers
+        )
+        for column, kinds in sorted(found.items()):
+            for kind, count in sorted(kinds.items()):
+                problems.append(
+                    Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"), count=count)
+                )
+        prepared[table_name] = (union, types, treatments)
+    return prepared, problems
+
+
 def run_ingest(ctx: RunContext) -> dict[str, Any]:
     """Run the ingest stage for a run folder.
 
@@ -273,34 +327,12 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
                 result.info.get("separator"),
             )
 
-    by_table: dict[str, list[tuple[Source, ReadResult]]] = defaultdict(list)
-    for source, result in results:
-        if source.table:
-            by_table[source.table].append((source, result))
-
-    key_table = privacy.install_key(backend, key)
-    prepared: dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]] = {}
-    problems: list[Msg] = []
-    for table_name, parts in by_table.items():
-        union, types = _union(table_name, parts)
-        treatments = _treatments(engagement, table_name, list(types), parts)
-        headers = {}
-        for _, result in parts:
-            for column, header in result.source_columns.items():
-                if header:
-                    headers.setdefault(column, header)
-        candidates = [name for name in types if name not in treatments]
-        found = privacy.scan_personal_data(
-            union, candidates, allowlist=engagement.privacy.allowlist, headers=headers
-        )
-        for column, kinds in sorted(found.items()):
-            for kind, count in sorted(kinds.items()):
-                problems.append(
-                    Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"), count=count)
-                )
-        prepared[table_name] = (union, types, treatments)
+    by_table = group_by_table(results)
+    prepared, problems = scan_tables(engagement, by_table)
     if problems:
         raise PrivacyError("ingest.personal_data_found", problems=problems)
+
+    key_table = privacy.install_key(backend, key)
 
     tables_dir = ctx.tables_dir
     tables_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,13 @@
 """Check an engagement's sources without running ingest (``relmap validate``).
 
-Only the start of each file is read: enough to detect the encoding and the
-separator, find the header and check the mapping. Nothing is written.
+First only the start of each file is read: enough to detect the encoding and
+the separator, find the header and check the mapping. Then the sources that
+passed are read as ingest reads them and scanned for undeclared personal
+data with the same rules as ingest, so that a file which would stop
+``relmap run`` already fails validation. Files up to :data:`FULL_SCAN_BYTES`
+are scanned whole. Of larger delimited, fixed-width and Parquet files only
+the first rows are scanned, and the message names those files. Nothing is
+written to the engagement folder.
 """
 
 from __future__ import annotations
@@ -10,21 +16,30 @@ import codecs
 import csv
 import io
 import logging
+import tempfile
 import zipfile
 from pathlib import Path
 
 from relmap_utils import schema
 from relmap_utils.config import Engagement, Source
 from relmap_utils.errors import PrivacyError, RelmapError, SourceError
+from relmap_utils.i18n import Msg
 from relmap_utils.ingest import privacy
-from relmap_utils.ingest.encoding import normalize_encoding, read_sample, sniff_encoding
+from relmap_utils.ingest.encoding import normalize_encoding, open_bytes, read_sample, sniff_encoding
 from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
 from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
-from relmap_utils.ingest.stage import check_required
+from relmap_utils.ingest.source import ReadResult, read_source
+from relmap_utils.ingest.stage import check_required, group_by_table, scan_tables
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 1024 * 1024
+# The personal-data scan reads files up to this size whole.
+FULL_SCAN_BYTES = 16 * 1024 * 1024
+# Of a larger text file the scan reads this many bytes (after decompression)
+# from the start, cut at the end of a line. Of a larger Parquet file it reads this many rows.
+SCAN_SAMPLE_BYTES = 4 * 1024 * 1024
+SCAN_SAMPLE_ROWS = 100_000
 
 
 def _decode_sample(path: Path, encoding: str) -> tuple[str, str]:
@@ -147,7 +162,8 @@ def validate_sources(engagement: Engagement, engagement_dir: Path) -> list[Relma
     separator can be detected from its start. Checks that every mapped
     column is present and each canonical table gets its required columns.
     Checks that query sources name only known sources, and that the
-    pseudonym key is set.
+    pseudonym key is set. Then scans the sources that passed for undeclared
+    personal data (:func:`scan_sources`).
 
     Parameters
     ----------
@@ -168,36 +184,194 @@ def validate_sources(engagement: Engagement, engagement_dir: Path) -> list[Relma
         problems.append(exc)
 
     known = {source.name for source in engagement.sources}
+    failed: set[str] = set()
     for source in engagement.sources:
-        if source.table is not None and source.table not in schema.TABLES:
-            problems.append(
-                SourceError("ingest.table_unknown", source=source.name, table=source.table, tables=", ".join(sorted(schema.TABLES)))
-            )
-            continue
-        try:
-            if source.sql is not None:
-                unknown, columns = _query_sources(source, known - {source.name})
-                if unknown:
-                    problems.append(
-                        SourceError("ingest.query_unknown_source", source=source.name, names=", ".join(unknown), sources=", ".join(sorted(known)))
-                    )
-                    continue
-                if columns is None:
-                    continue
-                headers = columns
-            else:
-                headers = source_headers(source, engagement_dir)
-
-            missing = sorted(set(source.columns) - set(headers))
-            if missing:
-                raise SourceError("ingest.columns_missing", source=source.name, columns=", ".join(missing), available=", ".join(headers) or "-")
-            targets = {mapping.name for mapping in source.columns.values()}
-            targets |= {header for header in headers if header not in source.columns}
-            targets |= set(source.constants)
-            check_required(source, targets)
-        except (SourceError, LookupError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, SourceError):
-                problems.append(exc)
-            else:
-                problems.append(SourceError("ingest.encoding_unknown", file=source.path or source.name, encoding=source.encoding))
+        count = len(problems)
+        _check_source(source, engagement_dir, known, problems)
+        if len(problems) > count:
+            failed.add(source.name)
+    problems.extend(scan_sources(engagement, engagement_dir, failed))
     return problems
+
+
+def _check_source(source: Source, engagement_dir: Path, known: set[str], problems: list[RelmapError]) -> None:
+    """Check one source's table, file or query and its mapping; append what is wrong to ``problems``."""
+    if source.table is not None and source.table not in schema.TABLES:
+        problems.append(
+            SourceError("ingest.table_unknown", source=source.name, table=source.table, tables=", ".join(sorted(schema.TABLES)))
+        )
+        return
+    try:
+        if source.sql is not None:
+            unknown, columns = _query_sources(source, known - {source.name})
+            if unknown:
+                problems.append(
+                    SourceError("ingest.query_unknown_source", source=source.name, names=", ".join(unknown), sources=", ".join(sorted(known)))
+                )
+                return
+            if columns is None:
+                return
+            headers = columns
+        else:
+            headers = source_headers(source, engagement_dir)
+
+        missing = sorted(set(source.columns) - set(headers))
+        if missing:
+            raise SourceError("ingest.columns_missing", source=source.name, columns=", ".join(missing), available=", ".join(headers) or "-")
+        targets = {mapping.name for mapping in source.columns.values()}
+        targets |= {header for header in headers if header not in source.columns}
+        targets |= set(source.constants)
+        check_required(source, targets)
+    except (SourceError, LookupError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, SourceError):
+            problems.append(exc)
+        else:
+            problems.append(SourceError("ingest.encoding_unknown", file=source.path or source.name, encoding=source.encoding))
+
+
+def scan_sources(engagement: Engagement, engagement_dir: Path, skip: set[str] = frozenset()) -> list[RelmapError]:
+    """Scan the sources for undeclared personal data, as ``relmap run`` would.
+
+    Each source is read with :func:`~relmap_utils.ingest.source.read_source`
+    and each canonical table is scanned with
+    :func:`~relmap_utils.ingest.stage.scan_tables`, the same code as ingest.
+    A canonical table is left out when one of its sources, or a source a query
+    reads, is in ``skip`` (it failed an earlier check).
+
+    Parameters
+    ----------
+    engagement : Engagement
+    engagement_dir : Path
+    skip : set of str, optional
+        Names of sources not to read.
+
+    Returns
+    -------
+    list of RelmapError
+        At most one :class:`PrivacyError`, whose text is ingest's followed by
+        the scope of the scan (every row, or the first rows of the large
+        files named), and any :class:`SourceError` met while reading.
+
+    Notes
+    -----
+    Excel files are always read whole, because a workbook cannot be cut
+    without rewriting it; a very large workbook makes validation slow.
+    """
+    from relmap_utils.config import Engine
+    from relmap_utils.engine import connect
+
+    skipped = set(skip)
+    ordered = [source for source in engagement.sources if source.sql is None]
+    ordered += [source for source in engagement.sources if source.sql is not None]
+    # A DuckDB backend even where the engagement runs on Spark: these are small local reads.
+    engine = engagement.engine if engagement.engine.backend == "duckdb" else Engine()
+    backend = connect(engine)
+    results: list[tuple[Source, ReadResult]] = []
+    sampled: list[Msg] = []
+    problems: list[RelmapError] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="relmap-validate-") as scratch:
+            staging = {}
+            for source in ordered:
+                if source.name in skipped or (source.sql is not None and _reads_any(source, skipped)):
+                    skipped.add(source.name)
+                    continue
+                try:
+                    readable, size = _scan_copy(source, engagement_dir, Path(scratch))
+                    result = read_source(
+                        readable, engagement_dir, backend, staging, timezone=engagement.timezone, temp_dir=Path(scratch)
+                    )
+                except SourceError as exc:
+                    problems.append(exc)
+                    skipped.add(source.name)
+                    continue
+                if size is not None:
+                    sampled.append(
+                        Msg("ingest.validate.sampled_source", source=source.name, rows=f"{result.info.get('rows', 0):,}", size=size)
+                    )
+                staging[source.name] = result.table
+                results.append((source, result))
+
+            by_table = {
+                name: parts
+                for name, parts in group_by_table(results).items()
+                if not _table_skipped(engagement, name, skipped)
+            }
+            _, found = scan_tables(engagement, by_table)
+    finally:
+        backend.disconnect()
+
+    if found:
+        scope = Msg("ingest.validate.scope_sample", sources=sampled) if sampled else Msg("ingest.validate.scope_whole")
+        problems.insert(0, PrivacyError("ingest.validate.personal_data", found=Msg("ingest.personal_data_found", problems=found), scope=scope))
+    return problems
+
+
+def _reads_any(source: Source, names: set[str]) -> bool:
+    """Return whether a query source's SQL names any of ``names``."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        parsed = sqlglot.parse_one(source.sql or "", read="duckdb")
+    except sqlglot.errors.ParseError:
+        return True
+    return any(table.name in names for table in parsed.find_all(exp.Table))
+
+
+def _table_skipped(engagement: Engagement, table_name: str, skipped: set[str]) -> bool:
+    return any(source.table == table_name and source.name in skipped for source in engagement.sources)
+
+
+def _scan_copy(source: Source, engagement_dir: Path, scratch: Path) -> tuple[Source, str | None]:
+    """Return the source to scan: itself, or a copy of the start of a large file.
+
+    Returns
+    -------
+    (Source, str or None)
+        The source to read, and the original file's size in MB (as text) when
+        only the start of the file is read.
+    """
+    if source.sql is not None:
+        return source, None
+    path = source.resolved_path(engagement_dir)
+    fmt = source.resolved_format(engagement_dir)
+    if not path.is_file() or path.stat().st_size <= FULL_SCAN_BYTES or fmt == "excel":
+        return source, None
+
+    size = f"{path.stat().st_size / 1024 / 1024:,.1f}"
+    target = scratch / f"scan-{source.name}"
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        first = next(pq.ParquetFile(path).iter_batches(batch_size=SCAN_SAMPLE_ROWS), None)
+        if first is None:
+            return source, None
+        copy = target.with_suffix(".parquet")
+        pq.write_table(pa.Table.from_batches([first]), copy)
+        return source.model_copy(update={"path": str(copy), "format": "parquet"}), size
+
+    with open_bytes(path) as handle:
+        head = handle.read(SCAN_SAMPLE_BYTES)
+    encoding = sniff_encoding(head) if source.encoding.lower() == "auto" else normalize_encoding(source.encoding)
+    try:
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError:
+        # Let read_source report the encoding error on the whole file.
+        return source, None
+    copy = target.with_suffix(".txt")
+    copy.write_text(_complete_lines(text), encoding="utf-8")
+    return source.model_copy(update={"path": str(copy), "format": fmt, "encoding": "utf-8"}), size
+
+
+def _complete_lines(text: str) -> str:
+    """Cut ``text`` after its last line break that is outside a quoted CSV field.
+
+    A quoted field may span lines, and outside a field an even number of
+    double quotes has been seen, because a quote inside a field is doubled.
+    """
+    end = text.rfind("\n")
+    while end > 0 and text.count('"', 0, end) % 2:
+        end = text.rfind("\n", 0, end)
+    return text[: end + 1] if end > 0 else text
