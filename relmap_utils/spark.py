@@ -331,6 +331,9 @@ def collect(backend: Any, expr: ir.Table) -> pa.Table:
     from ibis.formats.pyarrow import PyArrowData
 
     schema = expr.schema()
+    # Ibis's own execute registers in-memory tables (ibis.memtable) in these
+    # hooks before it compiles; the SQL below would not find them otherwise.
+    backend._run_pre_execute_hooks(expr)
     frame = backend._session.sql(backend.compile(expr))
     table = frame.toArrow()
     # Spark attaches the session time zone to timestamp columns (TIMESTAMP_LTZ);
