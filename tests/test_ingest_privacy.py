@@ -31,6 +31,8 @@ VALID_IDS = ["990000199001011239", "99000019851231507X", "99000019851231507x"]
 INVALID_ID = "990000199001011238"
 VALID_CARDS = ["6200000000000000018", "6200000000000000026", "6200000000000013"]
 INVALID_CARD = "6200000000000000019"
+# Valid resident ID numbers that also pass the Luhn check of card numbers.
+IDS_PASSING_LUHN = ["990000199001011255", "990000199001011263", "990000199001011271"]
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +136,14 @@ def test_scan_counts_each_kind(backend):
         "卡": {"card": 3},
         "联系": {"mobile": 2, "email": 1},
     }
+
+
+def test_scan_counts_id_numbers_once(backend):
+    table = ibis.memtable({"证件": IDS_PASSING_LUHN + [VALID_CARDS[0]]})
+
+    found = scan_personal_data(table)
+
+    assert found == {"证件": {"resident_id": 3, "card": 1}}
 
 
 def test_scan_headers_and_allowlist(backend):

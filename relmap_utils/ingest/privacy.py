@@ -51,6 +51,8 @@ RESIDENT_ID = r"^\d{17}[\dXx]$"
 MOBILE = r"^(\+?86[- ]?)?1[3-9]\d{9}$"
 CARD = r"^\d{16,19}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+# Value kinds from the most to the least specific; a value counts as the first that matches.
+VALUE_KINDS = ("resident_id", "mobile", "card", "email")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -258,7 +260,8 @@ def scan_personal_data(
         Kinds: ``resident_id`` (valid check character), ``mobile``,
         ``card`` (Luhn-valid), ``email``, and ``name`` or ``address`` when
         the header says so (the count is then the number of non-empty cells).
-        Values themselves are never returned.
+        A value counts for one value kind only, the first of
+        :data:`VALUE_KINDS` it matches. Values themselves are never returned.
     """
     headers = headers or {}
     allowed = [value for value in allowlist]
@@ -281,8 +284,14 @@ def scan_personal_data(
             "card": luhn_valid(text),
             "email": text.re_search(EMAIL),
         }
-        for check, condition in checks.items():
-            aggregates[f"{name}\x00{check}"] = condition.fill_null(False).cast(dt.int64).sum().fill_null(0)
+        # A value counts as one kind only, the first that matches in VALUE_KINDS:
+        # an 18-digit ID number that happens to pass the Luhn check is not also a card.
+        matched_before: ir.BooleanValue | None = None
+        for check in VALUE_KINDS:
+            condition = checks[check].fill_null(False)
+            counted = condition if matched_before is None else condition & ~matched_before
+            matched_before = condition if matched_before is None else matched_before | condition
+            aggregates[f"{name}\x00{check}"] = counted.cast(dt.int64).sum().fill_null(0)
     if not aggregates:
         return {}
 
