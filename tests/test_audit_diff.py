@@ -12,7 +12,8 @@ import nbformat
 import pytest
 
 from relmap_utils.audit import diff_runs
-from relmap_utils.audit.diff import diff_notebook_cells, headline_metrics, mask_personal
+from relmap_utils.audit.diff import diff_notebook_cells, headline_metrics
+from relmap_utils.audit.pii_scan import mask_personal
 from relmap_utils.cli import main
 from relmap_utils.demo import generate_demo_bank
 from relmap_utils.paths import ENGAGEMENTS_DIR

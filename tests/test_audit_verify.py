@@ -249,6 +249,17 @@ def test_engagement_allowlist_suppresses(run_copy):
     assert report.allowlist_sizes == {"run": 0, "engagement": 1}
 
 
+def test_messages_mask_file_names(run_copy, capsys):
+    (run_copy / f"联系{MOBILE}.txt").write_text("", encoding="utf-8")
+
+    code, output = _verify(run_copy, "--json", capsys=capsys)
+
+    assert code == 1
+    assert MOBILE not in output
+    errors = json.loads(output)["errors"]
+    assert [error["file"] for error in errors] == ["联系138****5678.txt"]
+
+
 # --------------------------------------------------------------------------- inputs
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from relmap_utils.audit.notebooks import read_notebook_json
-from relmap_utils.audit.pii_scan import find_personal_data
+from relmap_utils.audit.pii_scan import mask_personal
 from relmap_utils.audit.run_folder import open_run
 
 logger = logging.getLogger(__name__)
@@ -454,14 +454,6 @@ def _line_changes(old: list[str], entries: list[Any]) -> list[str]:
             lines.append("- " + _shown(old[entry["key"]]))
             lines.append("+ " + _shown(patch(old[entry["key"]], entry["diff"])))
     return lines
-
-
-def mask_personal(text: str) -> str:
-    """Replace every value in ``text`` that looks like personal data by its masked form."""
-    matches = find_personal_data(text)
-    for match in reversed(matches):
-        text = text[: match.start] + match.masked + text[match.end :]
-    return text
 
 
 def _shown(line: str) -> str:

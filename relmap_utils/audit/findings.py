@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from relmap_utils.audit.pii_scan import mask_personal
 from relmap_utils.i18n import Msg, tr
 
 ERROR = "error"
@@ -42,18 +43,23 @@ class Finding:
     def message(self, locale: str | None = None) -> str:
         """Return the finding as one sentence in ``locale`` (default: the active locale)."""
         where = self.where.render(locale) if self.where is not None else ""
-        return tr(f"audit.finding.{self.code}", locale=locale, file=self.file, where=where, **self.params)
+        text = tr(f"audit.finding.{self.code}", locale=locale, file=self.file, where=where, **self.params)
+        # File names and stage error messages come from the run; they must not carry personal data either.
+        return mask_personal(text)
 
     def as_dict(self, locale: str | None = None) -> dict[str, Any]:
         """Return the finding for JSON output: its fields and its message in ``locale``."""
         location = None
         if self.where is not None:
             location = {"kind": self.where.key.rsplit(".", 1)[-1], **self.where.params}
-        params = {name: value.render("en") if isinstance(value, Msg) else value for name, value in self.params.items()}
+        params = {}
+        for name, value in self.params.items():
+            value = value.render("en") if isinstance(value, Msg) else value
+            params[name] = mask_personal(value) if isinstance(value, str) else value
         return {
             "severity": self.severity,
             "code": self.code,
-            "file": self.file,
+            "file": mask_personal(self.file),
             "location": location,
             "params": params,
             "message": self.message(locale),

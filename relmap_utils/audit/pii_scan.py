@@ -299,6 +299,20 @@ def bundled_library_allowlist() -> frozenset[str]:
     return normalize_allowlist(value for _, value, _, _ in _raw_matches(get_plotlyjs()))
 
 
+def mask_personal(text: str) -> str:
+    """Replace every value in ``text`` that looks like personal data by its masked form.
+
+    Examples
+    --------
+    >>> mask_personal("phone 13812345678")
+    'phone 138****5678'
+    """
+    matches = find_personal_data(text)
+    for match in reversed(matches):
+        text = text[: match.start] + match.masked + text[match.end :]
+    return text
+
+
 def _line_and_column(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relmap_utils.audit.diff import Change, MetricRow, RunDiff, mask_personal
+from relmap_utils.audit.diff import Change, MetricRow, RunDiff
+from relmap_utils.audit.pii_scan import mask_personal
 from relmap_utils.audit.verify import VerifyReport
 from relmap_utils.i18n import tr
 
