@@ -2,8 +2,9 @@
 
 Key findings come from each stage's ``summary.json`` (the contract in
 docs/dashboards.md): ``headline_metrics`` become cards and
-``headline_findings`` a list. Stage 01 (profiling) predates that contract,
-so its cards are derived from its quality score and counts.
+``headline_findings`` a list. Stages 01 (profiling) and 02 (relationship map)
+write no ``headline_metrics``, so their cards are derived from their own
+summary fields.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from relmap_utils.dashboard.widgets import Filters, filtered_section
 from relmap_utils.i18n import tr
 
 PROFILING_STAGE = "01_profiling"
+MAP_STAGE = "02_map"
 METRIC_FORMATS = ("number", "amount", "percent", "score", "text")
 
 
@@ -66,7 +68,17 @@ def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str) -> lis
         label = item["label"].get(locale) or item["label"].get("zh_CN") or ""
         kind = item.get("format") if item.get("format") in METRIC_FORMATS else "number"
         cards.append((str(label), render.format_value(item["value"], kind, locale)))
-    if cards or stage_id != PROFILING_STAGE:
+    if cards:
+        return cards
+    if stage_id == MAP_STAGE:
+        features = summary.get("features") or {}
+        dates = summary.get("as_of_dates") or ["-"]
+        return [
+            (tr("dashboard.map.customers"), render.format_value(summary.get("customers"))),
+            (tr("dashboard.map.features"), render.format_value(features.get("included"))),
+            (tr("dashboard.map.as_of"), render.format_value(str(dates[-1]), "text")),
+        ]
+    if stage_id != PROFILING_STAGE:
         return cards
 
     rows = summary.get("rows") or {}
