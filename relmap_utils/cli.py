@@ -28,6 +28,7 @@ from relmap_utils.errors import ConfigError, RelmapError
 from relmap_utils.i18n import set_locale, tr
 from relmap_utils.notebook_exec import DEFAULT_CELL_TIMEOUT, execute_notebook, load_params_file, parse_param_pair
 from relmap_utils.paths import ENGAGEMENTS_DIR, TEMPLATE_DIR
+from relmap_utils.plural import counted
 
 
 NAME_PLACEHOLDER = "__ENGAGEMENT_NAME__"
@@ -219,7 +220,7 @@ def build_app() -> typer.Typer:
         set_locale(config.locale)
         problems = validate_engagement(config, engagement_file(engagement).parent)
         if problems:
-            typer.echo(tr("cli.validate.problems", count=len(problems)), err=True)
+            typer.echo(tr("cli.validate.problems", count=counted("cli.count.problems", len(problems))), err=True)
             for problem in problems:
                 typer.echo(f"  - {problem}", err=True)
             raise typer.Exit(2)
@@ -380,7 +381,8 @@ def prepare_demo_data(data_dir: Path, customers: int, transactions: int, seed: i
         typer.echo(tr("cli.demo.data_kept", path=str(data_dir)))
         return False
 
-    typer.echo(tr("cli.demo.generating", customers=customers, transactions=transactions, path=str(data_dir)))
+    typer.echo(tr("cli.demo.generating", customers=counted("cli.count.customers", customers),
+                   transactions=counted("cli.count.transactions", transactions), path=str(data_dir)))
     started = time.monotonic()
     data_dir.mkdir(parents=True, exist_ok=True)
     generate_demo_bank(data_dir, n_customers=customers, n_transactions=transactions, seed=seed)

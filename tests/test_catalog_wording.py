@@ -18,7 +18,7 @@ AREAS = sorted(path.stem for path in (LOCALE_DIR / "zh_CN" / "LC_MESSAGES").glob
 DOUBLED = re.compile(r"。。|，，|、、|；；|：：|！！|？？|(?<!\.)\.\.(?!\.)|,,|;;")
 # Parameters that carry a whole message or an exception text, which may end in
 # its own full stop: the template must not put punctuation right after them.
-MESSAGE_PARAMETERS = ("detail", "evalue", "error", "problems", "found", "scope")
+MESSAGE_PARAMETERS = ("detail", "evalue", "error", "problems", "message", "scope")
 PUNCTUATION_AFTER = re.compile(r"\{(" + "|".join(MESSAGE_PARAMETERS) + r")\}[。．.！!？?；;，,：:]")
 # Catalogs of other modules that still put a full stop after an embedded message.
 KNOWN_OFFENDERS = {"core": "config.yaml_syntax", "engine": "engine.spark_start_failed", "serve": "serve.cannot_listen"}

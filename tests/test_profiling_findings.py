@@ -136,7 +136,7 @@ def test_findings_table_in_english(backend, monkeypatch):
 
     assert list(table.columns) == ["severity", "table", "column", "finding"]
     assert table.iloc[0]["severity"] == "high"
-    assert table.iloc[0]["finding"].startswith("Table accounts has 1 rows with an empty key")
+    assert table.iloc[0]["finding"].startswith("Table accounts has 1 row with an empty key")
 
 
 def test_findings_table_in_chinese(backend):

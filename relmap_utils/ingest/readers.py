@@ -32,6 +32,7 @@ import pyarrow as pa
 from relmap_utils.errors import SourceError
 from relmap_utils.ingest.encoding import PreparedText, is_gzip
 from relmap_utils.ingest.layout import HEAD_ROWS, ROW, Merge
+from relmap_utils.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _raise_csv_error(exc: Exception, path: Path, source_name: str, width: int) -
             file=str(path),
             line=_duckdb_error_line(message),
             expected=found.group(1),
-            found=found.group(2),
+            found=counted("ingest.count.fields", int(found.group(2))),
         ) from None
     first_line = message.splitlines()[0] if message else type(exc).__name__
     raise SourceError(

@@ -36,6 +36,7 @@ from relmap_utils.i18n import Msg
 from relmap_utils.ingest import privacy
 from relmap_utils.ingest.source import ReadResult, read_source
 from relmap_utils.ingest.typing import IBIS_TYPES
+from relmap_utils.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,8 @@ def scan_tables(
         for column, kinds in sorted(found.items()):
             for kind, count in sorted(kinds.items()):
                 problems.append(
-                    Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"), count=count)
+                    Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"),
+                        count=counted("ingest.count.values", count))
                 )
         prepared[table_name] = (union, types, treatments)
     return prepared, problems

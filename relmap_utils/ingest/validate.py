@@ -30,6 +30,7 @@ from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
 from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
 from relmap_utils.ingest.source import ReadResult, read_source
 from relmap_utils.ingest.stage import check_required, group_by_table, scan_tables
+from relmap_utils.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ def scan_sources(engagement: Engagement, engagement_dir: Path, skip: set[str] = 
                     continue
                 if size is not None:
                     sampled.append(
-                        Msg("ingest.validate.sampled_source", source=source.name, rows=f"{result.info.get('rows', 0):,}", size=size)
+                        Msg("ingest.validate.sampled_source", source=source.name, rows=counted("ingest.count.rows", result.info.get("rows", 0)), size=size)
                     )
                 staging[source.name] = result.table
                 results.append((source, result))
@@ -303,7 +304,7 @@ def scan_sources(engagement: Engagement, engagement_dir: Path, skip: set[str] = 
 
     if found:
         scope = Msg("ingest.validate.scope_sample", sources=sampled) if sampled else Msg("ingest.validate.scope_whole")
-        problems.insert(0, PrivacyError("ingest.validate.personal_data", found=Msg("ingest.personal_data_found", problems=found), scope=scope))
+        problems.insert(0, PrivacyError("ingest.validate.personal_data", message=Msg("ingest.personal_data_found", problems=found), scope=scope))
     return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from relmap_utils.i18n import Msg
+from relmap_utils.plural import counted
 from relmap_utils.profiling import stats
 from relmap_utils.profiling.model import (
     CRITICAL_CAP,
@@ -145,6 +146,11 @@ def _number(value: float | None) -> str:
     return f"{value:,.4g}"
 
 
+def _counted(noun: str, count: int | None) -> Msg:
+    """Return a count with its noun in the form the count needs ("1 row", "2 rows")."""
+    return counted(f"profiling.count.{noun}", count, _number(count))
+
+
 def _table_findings(table: TableProfile) -> Iterator[Finding]:
     name = table.name
     if table.rows == 0:
@@ -156,11 +162,11 @@ def _table_findings(table: TableProfile) -> Iterator[Finding]:
     if table.duplicate_keys:
         yield Finding("high", name, key, Msg(
             "profiling.finding.duplicate_keys",
-            table=name, key=key, keys=_number(table.duplicate_keys), rows=_number(table.duplicate_key_rows),
+            table=name, key=key, keys=_counted("key_values", table.duplicate_keys), rows=_counted("rows", table.duplicate_key_rows),
         ))
     if table.key_null_rows:
         yield Finding("high", name, key, Msg(
-            "profiling.finding.key_nulls", table=name, key=key, rows=_number(table.key_null_rows),
+            "profiling.finding.key_nulls", table=name, key=key, rows=_counted("rows", table.key_null_rows),
         ))
 
     empty = table.empty_months
@@ -168,7 +174,7 @@ def _table_findings(table: TableProfile) -> Iterator[Finding]:
         listed = ", ".join(empty[:MONTHS_LISTED]) + (" …" if len(empty) > MONTHS_LISTED else "")
         yield Finding("medium", name, table.date_column, Msg(
             "profiling.finding.empty_months",
-            table=name, column=table.date_column, count=len(empty),
+            table=name, column=table.date_column, count=_counted("months", len(empty)),
             first=table.rows_per_month[0][0], last=table.rows_per_month[-1][0], months=listed,
         ))
 
@@ -178,7 +184,7 @@ def _table_findings(table: TableProfile) -> Iterator[Finding]:
                 "profiling.finding.high_correlation", table=name, column=first, other=second, r=f"{value:.3f}",
             ))
     if not table.exact:
-        yield Finding("info", name, None, Msg("profiling.finding.approximate", table=name, rows=_number(table.rows)))
+        yield Finding("info", name, None, Msg("profiling.finding.approximate", table=name, rows=_counted("rows", table.rows)))
 
 
 def _column_findings(table: TableProfile, column: ColumnProfile) -> Iterator[Finding]:
@@ -192,17 +198,17 @@ def _column_findings(table: TableProfile, column: ColumnProfile) -> Iterator[Fin
         yield Finding("low", name, col, Msg("profiling.finding.constant", table=name, column=col))
     if column.damaged_identifiers:
         yield Finding("high", name, col, Msg(
-            "profiling.finding.damaged_identifiers", table=name, column=col, rows=_number(column.damaged_identifiers),
+            "profiling.finding.damaged_identifiers", table=name, column=col, rows=_counted("values", column.damaged_identifiers),
         ))
     if column.implausible_dates:
         yield Finding("medium", name, col, Msg(
-            "profiling.finding.implausible_dates", table=name, column=col, rows=_number(column.implausible_dates),
+            "profiling.finding.implausible_dates", table=name, column=col, rows=_counted("dates", column.implausible_dates),
             earliest=stats.EARLIEST_PLAUSIBLE_DATE.isoformat(),
         ))
     outliers = column.outliers
     if outliers and column.count and outliers / column.count >= OUTLIER_SHARE:
         yield Finding("low", name, col, Msg(
-            "profiling.finding.outliers", table=name, column=col, rows=_number(outliers),
+            "profiling.finding.outliers", table=name, column=col, rows=_counted("values", outliers),
             share=_share(outliers, column.count),
             low=_number(column.lower_fence), high=_number(column.upper_fence),
         ))
@@ -220,15 +226,15 @@ def _missing_findings(table: TableProfile, column: ColumnProfile) -> Iterator[Fi
     elif required:
         yield Finding("high", name, col, Msg(
             "profiling.finding.required_missing_values",
-            table=name, column=col, rows=_number(column.missing), share=share,
+            table=name, column=col, rows=_counted("rows", column.missing), share=share,
         ))
     elif column.missing_share >= MISSING_MEDIUM_SHARE:
         yield Finding("medium", name, col, Msg(
-            "profiling.finding.mostly_missing", table=name, column=col, rows=_number(column.missing), share=share,
+            "profiling.finding.mostly_missing", table=name, column=col, rows=_counted("rows", column.missing), share=share,
         ))
     elif column.missing_share >= MISSING_LOW_SHARE:
         yield Finding("low", name, col, Msg(
-            "profiling.finding.some_missing", table=name, column=col, rows=_number(column.missing), share=share,
+            "profiling.finding.some_missing", table=name, column=col, rows=_counted("rows", column.missing), share=share,
         ))
 
 
@@ -247,7 +253,7 @@ def _privacy_findings(table: TableProfile, column: ColumnProfile) -> Iterator[Fi
     severity = "critical" if matches / column.count >= PERSONAL_MATCH_SHARE else "high"
     yield Finding(severity, name, col, Msg(
         "profiling.finding.personal_pattern",
-        table=name, column=col, rows=_number(matches), share=_share(matches, column.count),
+        table=name, column=col, rows=_counted("values", matches), share=_share(matches, column.count),
         pattern=Msg(f"profiling.pattern.{pattern}"),
     ))
 
@@ -259,14 +265,14 @@ def _integrity_findings(profile: Profile) -> Iterator[Finding]:
             yield Finding(severity, check.table, check.column, Msg(
                 "profiling.finding.orphans",
                 table=check.table, column=check.column, ref_table=check.ref_table,
-                rows=_number(check.orphan_rows), keys=_number(check.orphan_keys),
+                rows=_counted("rows", check.orphan_rows), keys=_counted("distinct_values", check.orphan_keys),
                 share=_share(check.orphan_rows, check.checked_rows),
             ))
         if check.unreferenced_keys:
             yield Finding("info", check.ref_table, check.ref_column, Msg(
                 "profiling.finding.unreferenced",
                 table=check.table, ref_table=check.ref_table, ref_column=check.ref_column,
-                keys=_number(check.unreferenced_keys), share=_share(check.unreferenced_keys, check.parent_keys),
+                keys=_counted("values", check.unreferenced_keys), share=_share(check.unreferenced_keys, check.parent_keys),
             ))
     for overlap in profile.date_overlaps:
         if overlap.related and overlap.overlap_days == 0:

@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 from relmap_utils import charts
 from relmap_utils.i18n import get_locale, normalize_locale, tr
 from relmap_utils.localtime import format_local_time
+from relmap_utils.plural import counted
 from relmap_utils.profiling.model import CRITICAL_CAP, WEIGHTS, ColumnProfile, Profile
 
 SEVERITY_COLORS = {
@@ -307,7 +308,8 @@ def _panel_title(column: ColumnProfile, locale: str) -> str:
     title = f"{column.table}.{column.name}"
     histogram = column.histogram
     if histogram and (histogram.below or histogram.above):
-        outside = tr("profiling.chart.outside_range", locale=locale, rows=f"{histogram.below + histogram.above:,}")
+        outside = tr("profiling.chart.outside_range", locale=locale,
+                     rows=counted("profiling.count.values", histogram.below + histogram.above))
         title += f"<br><sup>{html.escape(outside)}</sup>"
     return title
 
