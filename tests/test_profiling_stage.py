@@ -13,7 +13,8 @@ import pytest
 from relmap_utils.context import RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.profiling import run_stage
-from relmap_utils.profiling.report import render_html
+from relmap_utils.profiling.model import ColumnProfile, SemanticType
+from relmap_utils.profiling.report import render_html, top_values_text
 
 # Raw personal data planted in undeclared columns; none of it may leave the profile.
 PLANTED_NAMES = ["张三丰", "李四光", "王五常"]
@@ -182,6 +183,40 @@ def test_html_report_in_english(tmp_path):
     page = Path(result["report"]).read_text(encoding="utf-8")
     assert "<html lang='en'>" in page
     assert "Data quality report" in page
+
+
+def test_html_report_merges_small_groups(result, run_dir):
+    page = Path(result["report"]).read_text(encoding="utf-8")
+    columns = pd.read_parquet(run_dir / "artifacts" / "01_profiling" / "columns.parquet").set_index(["table", "column"])
+
+    # Each product family has 10 accounts of 8 customers, under the default minimum of 10.
+    assert json.loads(columns.loc[("accounts", "product_family"), "top_value_customers"]) == [8, 8, 8, 8]
+    assert "其他（合并 4 个小类）" in page
+    assert "deposit (10)" not in page
+    assert "女 (10); 男 (10)" in page
+    assert "客户数少于 10 位" in page
+
+
+def test_top_values_text_merges_below_minimum():
+    column = ColumnProfile(
+        table="customers", name="occupation", physical_type="string", semantic=SemanticType("category"),
+        rows=100, count=100, top_values=[("职员", 25), ("教师", 12), ("律师", 2), ("法官", 1)],
+        top_value_customers=[25, 12, 2, 1],
+    )
+
+    assert top_values_text(column, "zh_CN") == "职员 (25); 教师 (12); 律师 (2); 法官 (1)"
+    assert top_values_text(column, "zh_CN", min_group_size=10) == "职员 (25); 教师 (12); 其他（合并 2 个小类）"
+    assert top_values_text(column, "en", min_group_size=13) == "职员 (25); other (3 small groups merged)"
+
+
+def test_top_values_text_hides_small_remainder():
+    # 103 filled rows: listing 男 (100) alone would reveal the merged group as 3 rows.
+    column = ColumnProfile(
+        table="customers", name="gender", physical_type="string", semantic=SemanticType("category"),
+        rows=110, count=103, top_values=[("男", 100), ("女", 3)], top_value_customers=[100, 3],
+    )
+
+    assert top_values_text(column, "zh_CN", min_group_size=10) == "其他（合并 2 个小类）"
 
 
 def test_html_report_time_in_engagement_zone(run_dir):

@@ -76,6 +76,7 @@ def column_record(column: ColumnProfile) -> dict[str, Any]:
         implausible_dates=column.implausible_dates,
         pattern_matches=_json(column.pattern_matches or None),
         top_values=_json([[value, rows] for value, rows in column.top_values] if column.top_values is not None else None),
+        top_value_customers=_json(column.top_value_customers),
         histogram=_json(
             {"edges": histogram.edges, "counts": histogram.counts, "below": histogram.below, "above": histogram.above}
             if histogram

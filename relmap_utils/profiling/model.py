@@ -90,6 +90,9 @@ class ColumnProfile:
     outliers_high: int | None = None
     histogram: Histogram | None = None
     top_values: list[tuple[str, int]] | None = None
+    # Distinct customers of each top value, in the same order; None when the
+    # table has no customer_id column.
+    top_value_customers: list[int] | None = None
     mean_length: float | None = None
     max_length: int | None = None
     pattern_matches: dict[str, int] = field(default_factory=dict)

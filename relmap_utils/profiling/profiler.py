@@ -44,6 +44,8 @@ MAX_CORRELATION_COLUMNS = 60
 # Larger tables get their correlations from a random sample of about this many rows.
 CORRELATION_SAMPLE_ROWS = 100_000
 
+# Column that identifies a row's customer; top values count their customers by it.
+CUSTOMER_COLUMN = "customer_id"
 # Semantic types whose values are shown as top values.
 _TOP_VALUE_TYPES = ("category", "boolean")
 # Semantic types whose minimum and maximum may be shown.
@@ -148,8 +150,11 @@ def profile_table(
         column for column, profile in columns.items()
         if profile.semantic_type in _TOP_VALUE_TYPES and not profile.pseudonymized
     ]
-    for column, values in stats.top_values(table, top_columns, top_n).items():
-        columns[column].top_values = values
+    customer_column = CUSTOMER_COLUMN if CUSTOMER_COLUMN in table_schema else None
+    for column, values in stats.top_values(table, top_columns, top_n, customer_column).items():
+        columns[column].top_values = [(value, rows) for value, rows, _ in values]
+        if customer_column is not None:
+            columns[column].top_value_customers = [customers for _, _, customers in values]
 
     required = list(schema_table.required) if schema_table else []
     profile = TableProfile(

@@ -34,6 +34,8 @@ SEVERITY_COLORS = {
 }
 # Histogram panels per grid figure; more numeric columns are left to the column table.
 MAX_HISTOGRAM_PANELS = 24
+# Top values listed per column in the column tables.
+TOP_VALUES_SHOWN = 5
 # Columns shown in the missing-values chart, highest missing share first.
 MAX_MISSING_BARS = 30
 
@@ -148,8 +150,26 @@ def tables_table(profile: Profile, locale: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def columns_table(profile: Profile, table: str | None = None, locale: str | None = None) -> pd.DataFrame:
-    """Return the main statistics of each column, of one table or of all tables."""
+def columns_table(
+    profile: Profile,
+    table: str | None = None,
+    locale: str | None = None,
+    min_group_size: int | None = None,
+) -> pd.DataFrame:
+    """Return the main statistics of each column, of one table or of all tables.
+
+    Parameters
+    ----------
+    profile : Profile
+    table : str, optional
+        Only this table; default all.
+    locale : str, optional
+        Language of headers and labels; default the active locale.
+    min_group_size : int, optional
+        For client reports: top values with fewer customers than this are
+        merged into one "other" entry without counts (see
+        :func:`top_values_text`). Default: every top value with its rows.
+    """
     locale = _locale(locale)
     rows = []
     for profile_table in profile.tables.values():
@@ -157,9 +177,7 @@ def columns_table(profile: Profile, table: str | None = None, locale: str | None
             continue
         for column in profile_table.columns.values():
             median = (column.quantiles or {}).get("p50")
-            top = ""
-            if column.top_values:
-                top = "; ".join(f"{value} ({rows:,})" for value, rows in column.top_values[:5])
+            top = top_values_text(column, locale, min_group_size)
             rows.append(
                 {
                     _header("table", locale): column.table,
@@ -177,6 +195,42 @@ def columns_table(profile: Profile, table: str | None = None, locale: str | None
                 }
             )
     return pd.DataFrame(rows)
+
+
+def top_values_text(column: ColumnProfile, locale: str | None = None, min_group_size: int | None = None) -> str:
+    """Return the first five top values of a column as ``value (rows); ...``.
+
+    With ``min_group_size``, a value held by fewer customers than that is not
+    named: such values are merged into one "other" entry without a count, so
+    that a client report never shows a group small enough to point at a
+    person. Customers are counted by ``customer_id``; in a table without it
+    the rows stand in for customers.
+
+    Notes
+    -----
+    The rows left out (the column's filled rows minus those listed) are
+    checked in rows, not customers, because the profile has no customer
+    count for them. In a table with several rows per customer this check
+    is weaker than the one on each listed value.
+    """
+    values = (column.top_values or [])[:TOP_VALUES_SHOWN]
+    if min_group_size is None:
+        return "; ".join(f"{value} ({rows:,})" for value, rows in values)
+
+    sizes = (column.top_value_customers or [rows for _, rows in values])[: len(values)]
+    shown = [(value, rows) for (value, rows), size in zip(values, sizes) if size >= min_group_size]
+    merged = len(values) - len(shown)
+    # The report also shows the column's filled rows, so the rows not listed
+    # follow by subtraction; they must not form a small group either. The
+    # smallest listed values join the merged entry until they do not.
+    while merged and shown and 0 < column.count - sum(rows for _, rows in shown) < min_group_size:
+        shown.pop()
+        merged += 1
+
+    parts = [f"{value} ({rows:,})" for value, rows in shown]
+    if merged:
+        parts.append(tr("profiling.report.small_groups_merged", locale=_locale(locale), count=merged))
+    return "; ".join(parts)
 
 
 def references_table(profile: Profile, locale: str | None = None) -> pd.DataFrame:
@@ -346,6 +400,7 @@ def render_html(
     run_id: str = "",
     generated: dt.datetime | None = None,
     timezone: str = "Asia/Shanghai",
+    min_group_size: int = 1,
 ) -> str:
     """Return the profiling report as one self-contained HTML document.
 
@@ -365,6 +420,10 @@ def render_html(
     timezone : str, default="Asia/Shanghai"
         The engagement's time zone; the header shows ``generated`` in it,
         with the zone's name.
+    min_group_size : int, default=1
+        The engagement's ``privacy.min_group_size``. The report goes to the
+        client, so top values with fewer customers are merged without counts
+        (:func:`top_values_text`), and a note says so.
     """
     locale = _locale(locale)
     generated_text = format_local_time(generated or dt.datetime.now(dt.timezone.utc), timezone)
@@ -389,7 +448,7 @@ def render_html(
     ]
     for name, table in profile.tables.items():
         parts.append(f"<h2>{text('profiling.report.table_heading', table=name)}</h2>")
-        parts.append(_frame_html(columns_table(profile, name, locale)))
+        parts.append(_frame_html(columns_table(profile, name, locale, min_group_size)))
         if any(column.histogram and column.histogram.counts for column in table.columns.values()):
             parts.append(_figure_html(histogram_grid(profile, name, locale)))
         numeric = [column for column in table.columns.values() if column.semantic_type == "numeric"]
@@ -397,6 +456,7 @@ def render_html(
             parts.append(_figure_html(correlation_chart(profile, name, locale)))
     parts.append(f"<p class='note'>{text('profiling.report.method_note')}</p>")
     parts.append(f"<p class='note'>{text('profiling.report.privacy_note')}</p>")
+    parts.append(f"<p class='note'>{text('profiling.report.small_groups_note', size=min_group_size)}</p>")
 
     language = "zh-CN" if locale == "zh_CN" else "en"
     title = text("profiling.report.title")

@@ -88,6 +88,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
         engagement=ctx.engagement.name,
         run_id=ctx.run_dir.name,
         timezone=ctx.engagement.timezone,
+        min_group_size=ctx.engagement.privacy.min_group_size,
     )
     logger.info(
         "finished stage %s in %.1f s: score %.1f, %d findings",

@@ -326,31 +326,55 @@ def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Di
     return output
 
 
-def top_values(table: ir.Table, columns: Sequence[str], top_n: int) -> dict[str, list[tuple[str, int]]]:
+def top_values(
+    table: ir.Table,
+    columns: Sequence[str],
+    top_n: int,
+    customer_column: str | None = None,
+) -> dict[str, list[tuple[str, int, int | None]]]:
     """Return the ``top_n`` most frequent non-null values of each column, as text.
 
     Ties are broken by the value, so the output is deterministic. One query
     (a union of per-column group-bys) fetches the values of all columns.
+
+    Parameters
+    ----------
+    table : ibis.Table
+    columns : sequence of str
+    top_n : int
+    customer_column : str, optional
+        Column identifying the customer of a row (``customer_id``). When
+        given, each value also gets its number of distinct customers, which
+        client reports compare with ``privacy.min_group_size``.
+
+    Returns
+    -------
+    dict of str to list of (value, rows, customers)
+        ``customers`` is ``None`` without ``customer_column``.
     """
     parts = []
     for index, name in enumerate(columns):
         column = table[name]
+        counts = {"rows": ibis._.count()}
+        if customer_column is not None:
+            counts["customers"] = table[customer_column].nunique()
         part = (
             table.filter(column.notnull())
             .group_by(value=column.cast("string"))
-            .aggregate(rows=ibis._.count())
+            .aggregate(**counts)
             .order_by([ibis.desc("rows"), "value"])
             .limit(top_n)
             .mutate(column_index=ibis.literal(index, type="int64"))
         )
         parts.append(part)
-    output: dict[str, list[tuple[str, int]]] = {name: [] for name in columns}
+    output: dict[str, list[tuple[str, int, int | None]]] = {name: [] for name in columns}
     if not parts:
         return output
 
     result = ibis.union(*parts, distinct=False).to_pyarrow().to_pylist()
     for row in result:
-        output[columns[row["column_index"]]].append((row["value"], int(row["rows"])))
+        customers = int(row["customers"]) if customer_column is not None else None
+        output[columns[row["column_index"]]].append((row["value"], int(row["rows"]), customers))
     for name in output:
         output[name].sort(key=lambda item: (-item[1], item[0]))
     return output
