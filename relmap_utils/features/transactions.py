@@ -1,0 +1,437 @@
+"""Transactions: RFM, the customer-lifetime quartet, flows, regular income, mixes, trend, volatility.
+
+Every transaction up to the end of ``as_of`` is read; later ones never
+enter. The signed flow follows the canonical convention, inflow positive:
+``direction`` 'in' or 'out' decides the sign when present, otherwise the
+sign of ``amount`` does.
+
+Monthly averages divide by the months observed: the month periods of the
+history window that end on or after both the first transaction day in the
+data and the customer's ``open_date``. A window longer than the data, or a
+customer who joined within it, therefore gives the average over the months
+that could hold transactions, never an average diluted by months before the
+data began.
+
+The lifetime quartet follows ``lifetimes.utils.summary_data_from_transaction_data``
+with ``freq='D'`` and ``observation_period_end=as_of``: purchases are summed
+per day; ``frequency`` is the number of purchase days minus 1, ``recency``
+the days from the first to the last purchase day, ``T`` the days from the
+first purchase day to ``as_of``, and ``monetary_value`` the mean of the daily
+sums after the first purchase day (0 when ``frequency`` is 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import ibis
+import ibis.expr.types as ir
+
+from relmap_utils.features.base import DAY, BuildContext, Feature, change, finish, outer_parts, ratio
+from relmap_utils.features.spec import MapSpec
+
+FAMILY = "transactions"
+_CORE = ("transactions.customer_id", "transactions.txn_time", "transactions.amount")
+# Column names of the prepared transactions (see prepared()).
+FLOW, PURCHASE, VALUE, PERIOD = "_flow", "_purchase", "_value", "_k"
+
+
+def _purchase_sources(spec: MapSpec) -> tuple[str, ...]:
+    return (*_CORE, "transactions.txn_type") if spec.purchase_txn_types is not None else _CORE
+
+
+def _salary_sources(spec: MapSpec) -> tuple[str, ...]:
+    return (*_CORE, "transactions.txn_type") if spec.salary_txn_types is not None else _CORE
+
+
+def features(spec: MapSpec) -> list[Feature]:
+    """Return the candidate features of the transactions family."""
+    history, trend = {"months": spec.history_months}, {"months": spec.trend_months}
+    purchase = _purchase_sources(spec)
+    result = [
+        Feature("transactions_covered", FAMILY, "flag", "a transaction dated on or before as_of", _CORE,
+                "features.feature.transactions_covered", fill=False),
+        Feature("days_since_last_transaction", FAMILY, "days", "as_of - day of the latest transaction", _CORE,
+                "features.feature.days_since_last_transaction"),
+        Feature("months_observed", FAMILY, "months",
+                "month periods of the history window ending on or after the first transaction day of the data "
+                "and the customer's open_date", _CORE, "features.feature.months_observed", history),
+        Feature("txn_count", FAMILY, "count", "transactions in the observed months of the history window", _CORE,
+                "features.feature.txn_count", history, fill=0),
+        Feature("inflow_monthly_avg", FAMILY, "yuan_per_month", "sum of inflows / months_observed", _CORE,
+                "features.feature.inflow_monthly_avg", history),
+        Feature("outflow_monthly_avg", FAMILY, "yuan_per_month", "sum of outflows (positive) / months_observed",
+                _CORE, "features.feature.outflow_monthly_avg", history),
+        Feature("net_flow_monthly_avg", FAMILY, "yuan_per_month", "(inflows - outflows) / months_observed", _CORE,
+                "features.feature.net_flow_monthly_avg", history),
+        Feature("net_flow_monthly_std", FAMILY, "yuan",
+                "sample standard deviation of the monthly net flow over the observed months (0 for a month "
+                "without transactions); NULL with fewer than 2 months", _CORE,
+                "features.feature.net_flow_monthly_std", history),
+        Feature("inflow_trend", FAMILY, "ratio",
+                "inflows of the last n months / inflows of the n months before - 1; NULL unless 2n months "
+                "are observed and the earlier sum is positive", _CORE, "features.feature.inflow_trend", trend),
+        Feature("outflow_trend", FAMILY, "ratio",
+                "outflows of the last n months / outflows of the n months before - 1; NULL unless 2n months "
+                "are observed and the earlier sum is positive", _CORE, "features.feature.outflow_trend", trend),
+        Feature("purchase_count", FAMILY, "count", "purchases in the observed months of the history window",
+                purchase, "features.feature.purchase_count", _purchase_params(spec), fill=0),
+        Feature("purchase_amount", FAMILY, "yuan", "sum of abs(amount) of the purchases in the history window",
+                purchase, "features.feature.purchase_amount", _purchase_params(spec), fill=0.0),
+        Feature("days_since_last_purchase", FAMILY, "days", "as_of - day of the latest purchase", purchase,
+                "features.feature.days_since_last_purchase"),
+        Feature("frequency", FAMILY, "count", "purchase days - 1 (lifetimes, freq D)", purchase,
+                "features.feature.frequency"),
+        Feature("recency", FAMILY, "days", "last purchase day - first purchase day (lifetimes, freq D)", purchase,
+                "features.feature.recency"),
+        Feature("T", FAMILY, "days", "as_of - first purchase day (lifetimes, freq D)", purchase,
+                "features.feature.btyd_t"),
+        Feature("monetary_value", FAMILY, "yuan",
+                "mean daily purchase sum over the days after the first purchase day; 0 when frequency = 0",
+                purchase, "features.feature.monetary_value"),
+        Feature("salary_regular", FAMILY, "flag", _SALARY_RULE, _salary_sources(spec),
+                "features.feature.salary_regular", _salary_params(spec), fill=False),
+        Feature("salary_monthly_amount", FAMILY, "yuan_per_month",
+                "sum over the regular sources of their mean monthly amount", _salary_sources(spec),
+                "features.feature.salary_monthly_amount", _salary_params(spec), fill=0.0),
+        Feature("cash_withdrawals_recent", FAMILY, "count",
+                "transactions with txn_type in MapSpec.cash_txn_types in the recent window",
+                (*_CORE, "transactions.txn_type"), "features.feature.cash_withdrawals_recent",
+                {"months": spec.recent_months}, needs=("cash_txn_types",), fill=0),
+        Feature("cash_withdrawals_monthly_avg", FAMILY, "count_per_month",
+                "cash withdrawals in the observed months of the history window / months_observed",
+                (*_CORE, "transactions.txn_type"), "features.feature.cash_withdrawals_monthly_avg", history,
+                needs=("cash_txn_types",)),
+        Feature("channels_used", FAMILY, "count", "distinct channel values in the history window",
+                (*_CORE, "transactions.channel"), "features.feature.channels_used", history, fill=0),
+    ]
+    result += _group_features(spec, "channels", "channel_share", "transactions.channel",
+                              "features.feature.channel_share",
+                              "transactions with channel in the group / transactions, history window")
+    result += _group_features(spec, "merchant_categories", "merchant_share", "transactions.merchant_category",
+                              "features.feature.merchant_share",
+                              "purchase amount with merchant_category in the group / purchase amount, history window")
+    return result
+
+
+_SALARY_RULE = (
+    "a source (counterparty) pays an inflow >= salary_min_amount in at least "
+    "max(salary_min_months, ceil(salary_min_share * months_observed)) months of the history window, "
+    "and the population std of its monthly amounts (the smallest qualifying inflow of each month) "
+    "is at most salary_tolerance * their mean"
+)
+
+
+def _purchase_params(spec: MapSpec) -> dict[str, object]:
+    return {"months": spec.history_months}
+
+
+def _salary_params(spec: MapSpec) -> dict[str, object]:
+    return {
+        "months": spec.history_months,
+        "amount": f"{spec.salary_min_amount:g}",
+        "min_months": spec.salary_min_months,
+        "share": f"{spec.salary_min_share:.0%}",
+        "tolerance": f"{spec.salary_tolerance:.0%}",
+    }
+
+
+def _group_features(
+    spec: MapSpec, setting: str, prefix: str, column: str, description: str, formula: str
+) -> list[Feature]:
+    groups = getattr(spec, setting)
+    sources = (*_CORE, column)
+    if setting == "merchant_categories":
+        sources = (*_purchase_sources(spec), column)
+    if groups is None:
+        return [Feature(f"{prefix}_*", FAMILY, "share", formula, sources, description,
+                        {"group": "*", "values": "-", "months": spec.history_months}, needs=(setting,))]
+    return [
+        Feature(f"{prefix}_{code}", FAMILY, "share", formula, sources, description,
+                {"group": code, "values": ", ".join(values), "months": spec.history_months})
+        for code, values in groups.items()
+    ]
+
+
+def prepared(ctx: BuildContext) -> ir.Table:
+    """Return the transactions up to ``as_of`` with the signed flow, purchase flag and period.
+
+    Added columns: ``_day`` (day number), ``_flow`` (signed amount, inflow
+    positive), ``_purchase`` (bool), ``_value`` (absolute amount) and
+    ``_k`` (month period, NULL before the periods).
+    """
+
+    def build() -> ir.Table:
+        spec = ctx.spec
+        rows = ctx.dated("transactions", "txn_time")
+        rows = rows.filter(rows.customer_id.notnull())
+        amount = rows.amount.cast("float64")
+        flow = amount
+        if "direction" in rows.columns:
+            flow = ibis.cases((rows.direction == "out", -amount.abs()), (rows.direction == "in", amount.abs()),
+                              else_=amount)
+        if spec.purchase_direction == "out":
+            purchase = flow < 0
+        elif spec.purchase_direction == "in":
+            purchase = flow > 0
+        else:
+            purchase = flow.notnull()
+        if spec.purchase_txn_types is not None and "txn_type" in rows.columns:
+            purchase = purchase & rows.txn_type.isin(spec.purchase_txn_types)
+        # Only the columns the features read: the engine may materialize this
+        # table once for all its uses, and carrying ids it never reads costs time.
+        kept = [name for name in ("channel", "merchant_category", "txn_type", "counterparty_id") if name in rows.columns]
+        return rows.select(
+            "customer_id",
+            DAY,
+            *kept,
+            **{
+                FLOW: flow,
+                PURCHASE: purchase.fill_null(False),
+                VALUE: amount.abs(),
+                PERIOD: ctx.windows.period_index(rows[DAY]),
+            },
+        )
+
+    return ctx.cached("transactions_prepared", build)
+
+
+def observed(ctx: BuildContext) -> ir.Table:
+    """Return ``customer_id`` and ``months_observed`` (all month periods laid out) for transactions."""
+    rows = prepared(ctx)
+    return ctx.observed_months("transactions", rows.aggregate(first_day=rows[DAY].min()))
+
+
+def monthly(ctx: BuildContext) -> ir.Table:
+    """Return per customer and observed month period: count, inflow, outflow, purchases, cash withdrawals."""
+
+    def build() -> ir.Table:
+        spec = ctx.spec
+        rows = prepared(ctx)
+        rows = rows.filter(rows[PERIOD].notnull())
+        flow = rows[FLOW]
+        values = {
+            "n": rows.count(),
+            "inflow": (flow > 0).ifelse(flow, 0.0).sum(),
+            "outflow": (flow < 0).ifelse(-flow, 0.0).sum(),
+            "purchases": rows[PURCHASE].ifelse(1, 0).sum(),
+            "purchase_amount": rows[PURCHASE].ifelse(rows[VALUE], 0.0).sum(),
+        }
+        if spec.cash_txn_types is not None and "txn_type" in rows.columns:
+            values["cash"] = rows.txn_type.isin(spec.cash_txn_types).ifelse(1, 0).sum()
+        per_month = rows.group_by(["customer_id", PERIOD]).agg(**values)
+        months = observed(ctx).rename(_obs_customer="customer_id")
+        joined = per_month.join(months, per_month.customer_id == months._obs_customer)
+        return joined.filter(joined[PERIOD] < joined.months_observed).drop("_obs_customer", "months_observed")
+
+    return ctx.cached("transactions_monthly", build)
+
+
+def window_sums(ctx: BuildContext) -> ir.Table:
+    """Return per customer the sums of :func:`monthly` over the windows the features use.
+
+    Columns: ``<measure>_<window>`` for measures n, inflow, outflow,
+    purchases, purchase_amount (and cash) and windows ``history`` (k < H),
+    ``recent`` (k < R), ``base`` (R <= k < H), ``trend_last`` (k < T) and
+    ``trend_prev`` (T <= k < 2T), where k is the month period.
+    """
+
+    def build() -> ir.Table:
+        spec = ctx.spec
+        rows = monthly(ctx)
+        k = rows[PERIOD]
+        windows = {
+            "history": k < spec.history_months,
+            "recent": k < spec.recent_months,
+            "base": (k >= spec.recent_months) & (k < spec.history_months),
+            "trend_last": k < spec.trend_months,
+            "trend_prev": (k >= spec.trend_months) & (k < 2 * spec.trend_months),
+        }
+        measures = [name for name in ("n", "inflow", "outflow", "purchases", "purchase_amount", "cash")
+                    if name in rows.columns]
+        values = {
+            f"{measure}_{window}": condition.ifelse(rows[measure], 0).sum()
+            for measure in measures
+            for window, condition in windows.items()
+        }
+        return rows.group_by("customer_id").agg(**values)
+
+    return ctx.cached("transactions_window_sums", build)
+
+
+def net_flow_std(ctx: BuildContext) -> ir.Table:
+    """Return per customer the sample std of the monthly net flow over the observed history months.
+
+    Months without transactions count as 0, so the grid of customers and
+    observed months is built first and the monthly sums are joined onto it.
+    """
+    history = ctx.spec.history_months
+    periods = ibis.memtable({"_grid_k": list(range(history))})
+    months = observed(ctx)
+    grid = months.cross_join(periods)
+    grid = grid.filter(grid._grid_k < grid.months_observed)
+    sums = monthly(ctx).rename(_sum_customer="customer_id")
+    joined = grid.left_join(
+        sums, (grid.customer_id == sums._sum_customer) & (grid._grid_k == sums[PERIOD])
+    )
+    net = joined.inflow.fill_null(0.0) - joined.outflow.fill_null(0.0)
+    return joined.group_by("customer_id").agg(net_flow_monthly_std=net.std(how="sample"))
+
+
+def activity(ctx: BuildContext) -> ir.Table:
+    """Return per customer the first and last transaction day, and channel and merchant counts of the history window."""
+    spec = ctx.spec
+    rows = prepared(ctx)
+    in_history = rows[PERIOD].notnull() & (rows[PERIOD] < spec.history_months)
+    values: dict[str, ir.Value] = {"_first_day": rows[DAY].min(), "_last_day": rows[DAY].max()}
+    if "channel" in rows.columns:
+        values["_window_rows"] = in_history.ifelse(1, 0).sum()
+        values["channels_used"] = rows.channel.nunique(where=in_history)
+        for code, members in (spec.channels or {}).items():
+            values[f"_channel_{code}"] = (in_history & rows.channel.isin(members)).ifelse(1, 0).sum()
+    if "merchant_category" in rows.columns:
+        spent = in_history & rows[PURCHASE]
+        values["_window_spend"] = spent.ifelse(rows[VALUE], 0.0).sum()
+        for code, members in (spec.merchant_categories or {}).items():
+            member = spent & rows.merchant_category.isin(members)
+            values[f"_merchant_{code}"] = member.ifelse(rows[VALUE], 0.0).sum()
+    return rows.group_by("customer_id").agg(**values)
+
+
+def purchase_summary(ctx: BuildContext) -> ir.Table:
+    """Return per customer the lifetime quartet inputs: first and last purchase day, purchase days, repeat mean."""
+
+    def build() -> ir.Table:
+        rows = prepared(ctx)
+        rows = rows.filter(rows[PURCHASE])
+        days = rows.group_by(["customer_id", DAY]).agg(_day_value=rows[VALUE].sum())
+        per_customer = days.group_by("customer_id").agg(
+            _first_purchase=days[DAY].min(), _last_purchase=days[DAY].max(), _purchase_days=days.count()
+        )
+        firsts = per_customer.select(_repeat_customer="customer_id", _repeat_first="_first_purchase")
+        later = days.join(firsts, (days.customer_id == firsts._repeat_customer) & (days[DAY] > firsts._repeat_first))
+        repeats = later.group_by("customer_id").agg(_repeat_mean=later._day_value.mean())
+        repeats = repeats.rename(_mean_customer="customer_id")
+        joined = per_customer.left_join(repeats, per_customer.customer_id == repeats._mean_customer)
+        return joined.drop("_mean_customer")
+
+    return ctx.cached("transactions_purchases", build)
+
+
+def salary_sources(ctx: BuildContext) -> ir.Table:
+    """Return per customer the regular-income summary (see the salary_regular formula).
+
+    Columns: ``salary_sources`` (regular sources), ``salary_monthly_amount``,
+    ``regular_income_months`` (most months any regular source paid in the
+    history window) and ``regular_income_months_recent`` (the same for the
+    recent window). Customers without a regular source have no row.
+    """
+
+    def build() -> ir.Table:
+        spec = ctx.spec
+        rows = prepared(ctx)
+        candidate = rows[PERIOD].notnull() & (rows[PERIOD] < spec.history_months) & (rows[FLOW] >= spec.salary_min_amount)
+        if spec.salary_txn_types is not None and "txn_type" in rows.columns:
+            candidate = candidate & rows.txn_type.isin(spec.salary_txn_types)
+        rows = rows.filter(candidate)
+        source = rows.counterparty_id.fill_null("") if "counterparty_id" in rows.columns else ibis.literal("")
+        rows = rows.mutate(_source=source)
+        # The smallest qualifying inflow of a month is its regular payment: a
+        # bonus from the same employer lands in a month that also has the salary.
+        per_month = rows.group_by(["customer_id", "_source", PERIOD]).agg(_amount=rows[FLOW].min())
+        months = observed(ctx).rename(_obs_customer="customer_id")
+        per_month = per_month.join(months, per_month.customer_id == months._obs_customer)
+        per_month = per_month.filter(per_month[PERIOD] < per_month.months_observed)
+        per_source = per_month.group_by(["customer_id", "_source"]).agg(
+            _months=per_month.count(),
+            _months_recent=(per_month[PERIOD] < spec.recent_months).ifelse(1, 0).sum(),
+            _mean=per_month._amount.mean(),
+            _std=per_month._amount.std(how="pop"),
+            _observed=per_month.months_observed.max(),
+        )
+        observed_history = ibis.least(per_source._observed, spec.history_months)
+        needed = ibis.greatest((observed_history * spec.salary_min_share).ceil(), spec.salary_min_months)
+        regular = per_source.filter(
+            (per_source._months >= needed) & (per_source._std <= spec.salary_tolerance * per_source._mean)
+        )
+        return regular.group_by("customer_id").agg(
+            salary_sources=regular.count(),
+            salary_monthly_amount=regular._mean.sum(),
+            regular_income_months=regular._months.max(),
+            regular_income_months_recent=regular._months_recent.max(),
+        )
+
+    return ctx.cached("transactions_salary", build)
+
+
+def counterparties(ctx: BuildContext) -> ir.Table:
+    """Return per customer and counterparty the first and last transaction day up to ``as_of``."""
+
+    def build() -> ir.Table:
+        rows = prepared(ctx)
+        rows = rows.filter(rows.counterparty_id.notnull())
+        return rows.group_by(["customer_id", "counterparty_id"]).agg(_first=rows[DAY].min(), _last=rows[DAY].max())
+
+    return ctx.cached("transactions_counterparties", build)
+
+
+def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
+    """Return ``customer_id`` and the included transaction features, one row per customer."""
+    spec = ctx.spec
+    as_of_day = ctx.windows.as_of_day
+    months = observed(ctx).mutate(_obs_history=ibis.least(observed(ctx).months_observed, spec.history_months))
+    parts = [months.drop("months_observed"), window_sums(ctx), activity(ctx)]
+    purchase_names = {"days_since_last_purchase", "frequency", "recency", "T", "monetary_value"}
+    if purchase_names & set(included):
+        parts.append(purchase_summary(ctx))
+    if "net_flow_monthly_std" in included:
+        parts.append(net_flow_std(ctx))
+    if {"salary_regular", "salary_monthly_amount"} & set(included):
+        parts.append(salary_sources(ctx).select("customer_id", "salary_sources", "salary_monthly_amount"))
+    table = outer_parts(ctx, parts)
+
+    observed_months = table._obs_history
+    history_sum = lambda measure: table[f"{measure}_history"].fill_null(0)  # noqa: E731
+    values: dict[str, ir.Value] = {
+        "transactions_covered": table._first_day.notnull(),
+        "days_since_last_transaction": as_of_day - table._last_day,
+        "months_observed": observed_months,
+        "txn_count": table.n_history,
+        "inflow_monthly_avg": ratio(history_sum("inflow"), observed_months),
+        "outflow_monthly_avg": ratio(history_sum("outflow"), observed_months),
+        "net_flow_monthly_avg": ratio(history_sum("inflow") - history_sum("outflow"), observed_months),
+        "purchase_count": table.purchases_history,
+        "purchase_amount": table.purchase_amount_history,
+    }
+    trend_ready = table._obs_history.fill_null(0) >= 2 * spec.trend_months
+    for measure in ("inflow", "outflow"):
+        trend = change(table[f"{measure}_trend_last"].fill_null(0.0), table[f"{measure}_trend_prev"].fill_null(0.0))
+        values[f"{measure}_trend"] = ibis.ifelse(trend_ready, trend, ibis.null("float64"))
+    if purchase_names & set(included):
+        values.update(
+            days_since_last_purchase=as_of_day - table._last_purchase,
+            frequency=table._purchase_days - 1,
+            recency=table._last_purchase - table._first_purchase,
+            T=as_of_day - table._first_purchase,
+            monetary_value=ibis.ifelse(
+                table._purchase_days.isnull(), ibis.null("float64"), table._repeat_mean.fill_null(0.0)
+            ),
+        )
+    if "net_flow_monthly_std" in included:
+        values["net_flow_monthly_std"] = table.net_flow_monthly_std
+    if "salary_regular" in included:
+        values["salary_regular"] = table.salary_sources.fill_null(0) > 0
+    if "salary_monthly_amount" in included:
+        values["salary_monthly_amount"] = table.salary_monthly_amount
+    if "cash_withdrawals_recent" in included:
+        values["cash_withdrawals_recent"] = table.cash_recent
+        values["cash_withdrawals_monthly_avg"] = ratio(table.cash_history.fill_null(0), observed_months)
+    if "channels_used" in included:
+        values["channels_used"] = table.channels_used
+    for name in included:
+        if name.startswith("channel_share_"):
+            values[name] = ratio(table[f"_channel_{name.removeprefix('channel_share_')}"], table._window_rows)
+        elif name.startswith("merchant_share_"):
+            values[name] = ratio(table[f"_merchant_{name.removeprefix('merchant_share_')}"], table._window_spend)
+    values = {name: value for name, value in values.items() if name in included}
+    return finish(table.mutate(**values), included)
