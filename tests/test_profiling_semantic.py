@@ -31,7 +31,7 @@ from relmap_utils.schema import TABLES
         ("flag", dt.string, {"count": 100, "distinct": 2, "min": "N", "max": "Y"}, "boolean", False),
         ("是否有效", dt.string, {"count": 100, "distinct": 2, "min": "否", "max": "是"}, "boolean", False),
         ("segment", dt.string, {"count": 1000, "distinct": 5, "mean_length": 6.0}, "category", False),
-        ("客户等级", dt.string, {"count": 1000, "distinct": 5, "mean_length": 2.0}, "category", True),
+        ("客户等级", dt.string, {"count": 1000, "distinct": 5, "mean_length": 2.0}, "category", False),
         ("remark", dt.string, {"count": 1000, "distinct": 990, "mean_length": 45.0}, "text", False),
         ("comment", dt.string, {"count": 1000, "distinct": 900, "mean_length": 20.0, "spaces": 800}, "text", False),
         ("order_ref", dt.string, {"count": 1000, "distinct": 1000, "mean_length": 12.0}, "identifier", False),
@@ -65,6 +65,39 @@ def test_declared_role_wins_over_data():
 
     assert semantic.type == "category"
     assert semantic.source == "role"
+
+
+def test_declared_text_category_is_not_ordinal():
+    stats = {"count": 300, "distinct": 3, "min": "普通", "max": "白金"}
+    meta = {"role": "category", "declared": True, "pseudonymized": False}
+
+    semantic = decide_type("customer_tier", dt.string, stats, meta)
+
+    assert semantic.type == "category"
+    assert semantic.ordinal is False
+
+
+def test_numeric_code_with_scale_name_stays_ordinal():
+    stats = {"count": 300, "distinct": 3, "min": 1, "max": 3}
+    meta = {"role": "category", "declared": True, "pseudonymized": False}
+
+    assert decide_type("customer_tier", dt.int64, stats, meta).ordinal is True
+
+
+def test_text_category_has_no_min_max():
+    backend = ibis.duckdb.connect()
+    frame = pd.DataFrame({"customer_tier": ["普通", "金卡", "白金"] * 20, "risk_level": [1, 2, 3] * 20})
+    table = backend.create_table("tiers", frame)
+
+    profile = profile_table(table, "tiers")
+
+    tier = profile.columns["customer_tier"]
+    assert (tier.semantic_type, tier.semantic.ordinal) == ("category", False)
+    assert tier.min is None
+    assert tier.max is None
+    risk = profile.columns["risk_level"]
+    assert (risk.semantic_type, risk.semantic.ordinal) == ("category", True)
+    assert (risk.min, risk.max) == (1, 3)
 
 
 def test_undeclared_role_is_ignored():

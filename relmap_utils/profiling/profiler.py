@@ -338,7 +338,10 @@ def _column_profile(
         quantiles_exact=exact,
         pattern_matches=dict(summary.get("pattern_matches") or {}),
     )
-    if kind in _RANGE_TYPES and not profile.pseudonymized:
+    # A text category's minimum and maximum are only its first and last label
+    # in code-point order, which means nothing and names values.
+    text_category = kind == "category" and not dtype.is_numeric()
+    if kind in _RANGE_TYPES and not profile.pseudonymized and not text_category:
         profile.min, profile.max = summary.get("min"), summary.get("max")
     if kind not in ("personal", "text"):
         profile.mean_length = stats.clean_number(summary.get("mean_length"))

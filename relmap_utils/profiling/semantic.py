@@ -223,12 +223,17 @@ def decide_type(
 ) -> SemanticType:
     """Return the declared semantic type if there is one, else the inferred type.
 
-    See :func:`declared_type` and :func:`infer_type` for the two steps.
+    See :func:`declared_type` and :func:`infer_type` for the two steps. Only
+    a numeric column can be an ordinal category, whatever its name or role
+    says: text labels such as 普通/金卡/白金 carry their order only in the
+    bank's business rules, and sorting them by code point gives a wrong one.
     """
-    declared = declared_type(name, meta, schema_column)
-    if declared is not None:
-        return declared
-    return infer_type(name, dtype, stats)
+    semantic = declared_type(name, meta, schema_column)
+    if semantic is None:
+        semantic = infer_type(name, dtype, stats)
+    if semantic.ordinal and not dtype.is_numeric():
+        semantic.ordinal = False
+    return semantic
 
 
 def _ordinal_by_name(name: str) -> bool:
@@ -257,9 +262,10 @@ def _infer_string(name: str, stats: Mapping[str, Any], count: int, distinct: int
         return SemanticType("identifier", reason="unique_short_text")
     if identifier_name and ratio >= 0.5:
         return SemanticType("identifier", reason="identifier_name")
+    # Text categories are never ordinal (see decide_type).
     if distinct <= CATEGORY_MAX_DISTINCT or ratio <= CATEGORY_MAX_RATIO:
-        return SemanticType("category", _ordinal_by_name(name), reason="few_distinct_values")
-    return SemanticType("category", _ordinal_by_name(name), reason="many_distinct_values")
+        return SemanticType("category", reason="few_distinct_values")
+    return SemanticType("category", reason="many_distinct_values")
 
 
 def _infer_integer(name: str, stats: Mapping[str, Any], count: int, distinct: int, ratio: float) -> SemanticType:
