@@ -82,15 +82,16 @@ def test_zero_iqr_gives_no_fences(backend):
 
 
 def test_float_histogram_bins(backend):
-    # 1..9 in 4 bins of width 2: [1,3) [3,5) [5,7) [7,9], the maximum in the last bin.
-    table = backend.create_table("t", pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6, 7, 8, 9]}))
+    # 0..100: p01 = 1 and p99 = 99 (linear interpolation at positions 1 and 99),
+    # so 4 bins of width 24.5 start at 1 and end at 99; 0 lies below and 100 above.
+    table = backend.create_table("t", pd.DataFrame({"x": [float(value) for value in range(101)]}))
 
     histogram = profile_table(table, "t", histogram_bins=4).columns["x"].histogram
 
-    assert histogram.edges == pytest.approx([1.0, 3.0, 5.0, 7.0, 9.0])
-    assert histogram.counts == [2, 2, 2, 3]
-    assert histogram.below == 0
-    assert histogram.above == 0
+    assert histogram.edges == pytest.approx([1.0, 25.5, 50.0, 74.5, 99.0])
+    assert histogram.counts == [25, 24, 25, 25]
+    assert histogram.below == 1
+    assert histogram.above == 1
 
 
 def test_integer_histogram_has_unit_bins(backend):
@@ -109,11 +110,12 @@ def test_integer_histogram_has_unit_bins(backend):
 @pytest.mark.parametrize(
     ("minimum", "maximum", "quantiles", "expected"),
     [
-        (0.0, 100.0, {"p01": 1.0, "p99": 99.0}, (0.0, 100.0)),
+        (0.0, 100.0, {"p01": 1.0, "p99": 99.0}, (1.0, 99.0)),
         (0.0, 1000.0, {"p01": 1.0, "p99": 50.0}, (1.0, 50.0)),
+        (0.0, 10.0, {"p01": 3.0, "p99": 3.0}, (0.0, 10.0)),
         (0.0, 10.0, None, (0.0, 10.0)),
     ],
-    ids=["short-tails", "long-tails", "no-quantiles"],
+    ids=["short-tails", "long-tails", "equal-percentiles", "no-quantiles"],
 )
 def test_histogram_range(minimum, maximum, quantiles, expected):
     assert stats.histogram_range(minimum, maximum, quantiles) == expected

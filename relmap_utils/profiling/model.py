@@ -52,9 +52,9 @@ class SemanticType:
 class Histogram:
     """Equal-width bin counts of a numeric column.
 
-    ``below`` and ``above`` count values outside ``edges[0]..edges[-1]``. They
-    are non-zero only when long tails made the bins span the 1st to 99th
-    percentile (see :func:`relmap_utils.profiling.stats.histogram_range`).
+    The bins span the 1st to 99th percentile (see
+    :func:`relmap_utils.profiling.stats.histogram_range`); ``below`` and
+    ``above`` count the values outside ``edges[0]..edges[-1]``.
     """
 
     edges: list[float]

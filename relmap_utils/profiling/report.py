@@ -23,6 +23,7 @@ from relmap_utils import charts
 from relmap_utils.i18n import get_locale, normalize_locale, tr
 from relmap_utils.localtime import format_local_time
 from relmap_utils.plural import counted
+from relmap_utils.profiling import ticks
 from relmap_utils.profiling.model import CRITICAL_CAP, WEIGHTS, ColumnProfile, Profile
 
 SEVERITY_COLORS = {
@@ -34,6 +35,8 @@ SEVERITY_COLORS = {
 }
 # Histogram panels per grid figure; more numeric columns are left to the column table.
 MAX_HISTOGRAM_PANELS = 24
+# Share of a histogram's values in its tallest bin above which the count axis is logarithmic.
+DOMINANT_BIN_SHARE = 0.5
 # Top values listed per column in the column tables.
 TOP_VALUES_SHOWN = 5
 # Columns shown in the missing-values chart, highest missing share first.
@@ -285,11 +288,12 @@ def missing_chart(profile: Profile, locale: str | None = None) -> go.Figure:
         labels,
         values,
         title=tr("profiling.chart.missing_title", locale=locale),
-        x_title=tr("profiling.chart.missing_axis", locale=locale),
         horizontal=True,
         text=[_share(value) for value in values],
     )
-    figure.update_xaxes(tickformat=".0%", range=[0, 1])
+    # The share is on the x axis; the column names on the y axis need no title,
+    # which would only overlap them.
+    figure.update_xaxes(title_text=tr("profiling.chart.missing_axis", locale=locale), tickformat=".0%", range=[0, 1])
     figure.update_layout(height=max(300, 60 + 22 * len(labels)))
     if not labels:
         figure.add_annotation(text=tr("profiling.chart.nothing_missing", locale=locale), showarrow=False,
@@ -301,11 +305,13 @@ def rows_per_month_chart(profile: Profile, locale: str | None = None) -> go.Figu
     """Return a line chart of rows per month, one line per table with a date column."""
     locale = _locale(locale)
     figure = go.Figure()
+    largest = 0
     for table in profile.tables.values():
         if not table.rows_per_month:
             continue
         months = [month for month, _ in table.rows_per_month]
         counts = [rows for _, rows in table.rows_per_month]
+        largest = max(largest, *counts)
         figure.add_trace(go.Scatter(x=months, y=counts, mode="lines+markers", name=f"{table.name}.{table.date_column}"))
     charts.style_figure(
         figure,
@@ -314,14 +320,20 @@ def rows_per_month_chart(profile: Profile, locale: str | None = None) -> go.Figu
         y_title=tr("profiling.chart.rows", locale=locale),
     )
     figure.update_xaxes(type="category")
+    if locale == "zh_CN" and largest:
+        ticks.chinese_axis(figure, "y", 0, largest)
     return figure
 
 
 def histogram_grid(profile: Profile, table: str | None = None, locale: str | None = None) -> go.Figure:
     """Return the histograms of the numeric columns, of one table or all, as a grid of panels.
 
-    At most :data:`MAX_HISTOGRAM_PANELS` panels; values outside the binned
-    range of long-tailed columns are named in the panel title.
+    At most :data:`MAX_HISTOGRAM_PANELS` panels. Each covers its column's 1st
+    to 99th percentile, which the figure title says; a panel's subtitle
+    counts the values outside. A panel whose tallest bar holds more than
+    :data:`DOMINANT_BIN_SHARE` of the values gets a log-scale count axis, so
+    the other bars stay visible, and its subtitle says so. In ``zh_CN`` the
+    axes are labelled with 万 and 亿.
     """
     locale = _locale(locale)
     columns = [
@@ -347,24 +359,40 @@ def histogram_grid(profile: Profile, table: str | None = None, locale: str | Non
         edges = histogram.edges
         centres = [(low + high) / 2 for low, high in zip(edges[:-1], edges[1:])]
         widths = [high - low for low, high in zip(edges[:-1], edges[1:])]
+        where = {"row": index // width + 1, "col": index % width + 1}
         figure.add_trace(
             go.Bar(x=centres, y=histogram.counts, width=widths, showlegend=False,
                    marker_color=charts.COLORWAY[0], name=f"{column.table}.{column.name}"),
-            row=index // width + 1,
-            col=index % width + 1,
+            **where,
         )
+        log = _dominated(histogram.counts)
+        if log:
+            figure.update_yaxes(type="log", **where)
+        if locale == "zh_CN":
+            ticks.chinese_axis(figure, "x", edges[0], edges[-1], **where)
+            ticks.chinese_axis(figure, "y", 0, max(histogram.counts), log=log, **where)
     charts.style_figure(figure, title, height=max(320, 260 * height))
     figure.update_annotations(font_size=12)
     return figure
 
 
+def _dominated(counts: list[int]) -> bool:
+    """Return whether one bin holds most values while others are not empty."""
+    total = sum(counts)
+    return total > max(counts) > DOMINANT_BIN_SHARE * total
+
+
 def _panel_title(column: ColumnProfile, locale: str) -> str:
     title = f"{column.table}.{column.name}"
     histogram = column.histogram
+    notes = []
     if histogram and (histogram.below or histogram.above):
-        outside = tr("profiling.chart.outside_range", locale=locale,
-                     rows=counted("profiling.count.values", histogram.below + histogram.above))
-        title += f"<br><sup>{html.escape(outside)}</sup>"
+        notes.append(tr("profiling.chart.outside_range", locale=locale,
+                        rows=counted("profiling.count.values", histogram.below + histogram.above)))
+    if histogram and histogram.counts and _dominated(histogram.counts):
+        notes.append(tr("profiling.chart.log_counts", locale=locale))
+    for note in notes:
+        title += f"<br><sup>{html.escape(note)}</sup>"
     return title
 
 
@@ -384,12 +412,15 @@ def top_values_chart(profile: Profile, table: str, column: str, locale: str | No
     """Return a bar chart of the top values of one category or boolean column."""
     locale = _locale(locale)
     values = profile.column(table, column).top_values or []
-    return charts.bar_chart(
+    figure = charts.bar_chart(
         [value for value, _ in values],
         [rows for _, rows in values],
         title=tr("profiling.chart.top_values_title", locale=locale, table=table, column=column),
         y_title=tr("profiling.chart.rows", locale=locale),
     )
+    if locale == "zh_CN" and values:
+        ticks.chinese_axis(figure, "y", 0, max(rows for _, rows in values))
+    return figure
 
 
 def render_html(

@@ -32,9 +32,6 @@ IQR_FACTOR = 1.5
 EARLIEST_PLAUSIBLE_DATE = dt.date(1900, 1, 1)
 # Dates more than this many days after the profiling date are implausible.
 FUTURE_TOLERANCE_DAYS = 366
-# A histogram spans the 1st to 99th percentile, with the tails counted apart,
-# when the full range is more than this many times wider.
-LONG_TAIL_FACTOR = 10.0
 
 
 def run_aggregate(table: ir.Table, metrics: Mapping[Hashable, ir.Scalar]) -> dict[Hashable, Any]:
@@ -207,18 +204,18 @@ def histogram_range(
     maximum: float,
     quantiles: Mapping[str, float] | None,
 ) -> tuple[float, float]:
-    """Return the value range the histogram bins cover.
+    """Return the value range the histogram bins cover: the 1st to 99th percentile.
 
-    The full range from minimum to maximum, unless it is more than
-    :data:`LONG_TAIL_FACTOR` times wider than the 1st to 99th percentile. Then
-    the bins cover the 1st to 99th percentile so that a few extreme balances
-    do not squeeze every other customer into one bar, and the values outside
-    are counted in :attr:`Histogram.below` and :attr:`Histogram.above`.
+    Amounts in bank data are skewed: a few large balances would otherwise
+    squeeze every other customer into one bar. The values outside are
+    counted in :attr:`Histogram.below` and :attr:`Histogram.above`, and the
+    report says how many were left out. Without quantiles, or when the 1st
+    and 99th percentile are equal, the bins cover the full range.
     """
     if quantiles and quantiles.get("p01") is not None and quantiles.get("p99") is not None:
-        inner = quantiles["p99"] - quantiles["p01"]
-        if inner > 0 and (maximum - minimum) > LONG_TAIL_FACTOR * inner:
-            return quantiles["p01"], quantiles["p99"]
+        low, high = max(quantiles["p01"], minimum), min(quantiles["p99"], maximum)
+        if high > low:
+            return low, high
     return minimum, maximum
 
 
