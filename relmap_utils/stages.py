@@ -49,6 +49,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "00_ingest", Path("00_ingest.ipynb")),
     Stage("profiling", "01_profiling", Path("01_profiling.ipynb"), ("ingest",)),
+    Stage("map", "02_map", Path("02_map.ipynb"), ("ingest",)),
 )
 
 
