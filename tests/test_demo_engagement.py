@@ -43,7 +43,9 @@ def test_engagement_declares_personal_columns():
     engagement = load_engagement(DEMO)
     declared = {entry.column for entry in engagement.privacy.personal_data}
     assert {"customers.name", "customers.id_number", "customers.phone", "customers.address"} <= declared
-    assert {entry.treatment for entry in engagement.privacy.personal_data} == {"pseudonymize"}
+    treatments = {entry.column: entry.treatment for entry in engagement.privacy.personal_data}
+    assert treatments.pop("customers.birth_date") == "year_only"
+    assert set(treatments.values()) == {"pseudonymize"}
     assert engagement.locale == "zh_CN"
     assert engagement.timezone == "Asia/Shanghai"
     assert engagement.privacy.min_group_size == 10
@@ -154,6 +156,24 @@ def test_values_are_parsed(demo_run, tables):
     low, high = tables.execute("select min(txn_time), max(txn_time) from transactions").fetchall()[0]
     assert str(low) >= "2023-01-01"
     assert str(high) < "2024-07-01"
+
+
+@pytest.mark.slow
+def test_birth_dates_keep_only_the_year(demo_run, tables):
+    folder, run_dir, _ = demo_run
+    raw = pd.read_csv(folder / "data" / "customers.csv", encoding="gbk", dtype=str)
+    raw_years = raw["出生日期"].str.slice(0, 4).astype(int).value_counts().sort_index()
+
+    not_first_of_january = tables.execute(
+        "select count(*) from customers where month(birth_date) <> 1 or day(birth_date) <> 1"
+    ).fetchone()[0]
+    years = tables.execute("select year(birth_date) as y, count(*) from customers group by y order by y").fetchall()
+
+    assert not_first_of_january == 0
+    assert dict(years) == raw_years.to_dict()
+    columns = pd.read_parquet(run_dir / "artifacts" / "01_profiling" / "columns.parquet").set_index(["table", "column"])
+    assert columns.loc[("customers", "birth_date"), "min"].endswith("-01-01")
+    assert columns.loc[("customers", "birth_date"), "max"].endswith("-01-01")
 
 
 @pytest.mark.slow
