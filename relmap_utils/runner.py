@@ -540,8 +540,8 @@ def _execute_run(
         "ended_at": None,
         "duration_seconds": None,
         "timezone": engagement.timezone,
-        # config.locale is what engagement.yaml asks for; RELMAP_LANG may override it
-        # for messages and reports (relmap_utils.i18n), and the reviewer needs to know which won.
+        # config.locale is the language engagement.yaml sets, but RELMAP_LANG overrides it
+        # for messages and reports (relmap_utils.i18n). The reviewer needs to know which applied.
         "locale_effective": get_locale(),
         "request": {"stages": list(stages) if stages else None, "from_stage": from_stage, "overrides": overrides},
         "config_file": {"path": CONFIG_FILE, "sha256": sha256_file(run_dir / CONFIG_FILE)},

@@ -329,10 +329,10 @@ def histogram_grid(profile: Profile, table: str | None = None, locale: str | Non
     """Return the histograms of the numeric columns, of one table or all, as a grid of panels.
 
     At most :data:`MAX_HISTOGRAM_PANELS` panels. Each covers its column's 1st
-    to 99th percentile, which the figure title says; a panel's subtitle
+    to 99th percentile, which the figure title states; a panel's subtitle
     counts the values outside. A panel whose tallest bar holds more than
     :data:`DOMINANT_BIN_SHARE` of the values gets a log-scale count axis, so
-    the other bars stay visible, and its subtitle says so. In ``zh_CN`` the
+    the other bars stay visible, and its subtitle states it. In ``zh_CN`` the
     axes are labelled with 万 and 亿.
     """
     locale = _locale(locale)
@@ -377,7 +377,7 @@ def histogram_grid(profile: Profile, table: str | None = None, locale: str | Non
 
 
 def _dominated(counts: list[int]) -> bool:
-    """Return whether one bin holds most values while others are not empty."""
+    """Return whether one bin has most of the values while other bins are not empty."""
     total = sum(counts)
     return total > max(counts) > DOMINANT_BIN_SHARE * total
 
@@ -454,7 +454,7 @@ def render_html(
     min_group_size : int, default=1
         The engagement's ``privacy.min_group_size``. The report goes to the
         client, so top values with fewer customers are merged without counts
-        (:func:`top_values_text`), and a note says so.
+        (:func:`top_values_text`), and a note states the rule.
     """
     locale = _locale(locale)
     generated_text = format_local_time(generated or dt.datetime.now(dt.timezone.utc), timezone)

@@ -224,9 +224,9 @@ def decide_type(
     """Return the declared semantic type if there is one, else the inferred type.
 
     See :func:`declared_type` and :func:`infer_type` for the two steps. Only
-    a numeric column can be an ordinal category, whatever its name or role
-    says: text labels such as 普通/金卡/白金 carry their order only in the
-    bank's business rules, and sorting them by code point gives a wrong one.
+    a numeric column can be an ordinal category, whatever its name or
+    declared role. Text labels such as 普通/金卡/白金 carry their order only in
+    the bank's business rules, and sorting them by code point gives a wrong one.
     """
     semantic = declared_type(name, meta, schema_column)
     if semantic is None:

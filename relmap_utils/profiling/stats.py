@@ -209,7 +209,7 @@ def histogram_range(
     Amounts in bank data are skewed: a few large balances would otherwise
     squeeze every other customer into one bar. The values outside are
     counted in :attr:`Histogram.below` and :attr:`Histogram.above`, and the
-    report says how many were left out. Without quantiles, or when the 1st
+    report counts the values left out. Without quantiles, or when the 1st
     and 99th percentile are equal, the bins cover the full range.
     """
     if quantiles and quantiles.get("p01") is not None and quantiles.get("p99") is not None:
