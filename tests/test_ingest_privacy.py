@@ -131,8 +131,9 @@ def test_scan_counts_each_kind(backend):
 
     found = scan_personal_data(table)
 
+    # The invalid ID number still counts under the 证件 header, as a long run of digits.
     assert found == {
-        "证件": {"resident_id": 3},
+        "证件": {"resident_id": 3, "number": 1},
         "卡": {"card": 3},
         "联系": {"mobile": 2, "email": 1},
     }
@@ -188,3 +189,45 @@ def test_scan_skips_numbers_and_dates(backend):
     table = ibis.memtable({"amount": [13812345678.0], "day": [datetime.date(2023, 1, 5)]})
 
     assert scan_personal_data(table) == {}
+
+
+def test_scan_finds_personal_data_inside_free_text(backend):
+    table = ibis.memtable(
+        {
+            "备注": ["联系电话13812340001", "请回电+86 13912345678。", "订单号 213812340001", "无", None],
+            "说明": [f"证件{VALID_IDS[0]}已核", f"证件{INVALID_ID}", f"卡{VALID_CARDS[0]}。", f"卡{INVALID_CARD}", "a"],
+            "附言": ["请发到 zhang.san@bank.cn 谢谢", "邮箱@无", "x", "y", "z"],
+        }
+    )
+
+    found = scan_personal_data(table)
+
+    assert found == {
+        "备注": {"mobile": 2},
+        "说明": {"resident_id": 1, "card": 1},
+        "附言": {"email": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [("开户人", "name"), ("持卡人", "name"), ("收款人", "name"), ("卡号", "number"), ("银行卡号", "number"),
+     ("证件号码", "number"), ("经办人手机", "number"), ("联系方式", "number"), ("card_no", "number"),
+     ("mobile", "number"), ("id_no", "number"), ("客户号", None), ("account_id", None), ("收入", None)],
+)
+def test_header_kind_covers_number_and_person_headers(header, kind):
+    assert header_kind(header) == kind
+
+
+def test_scan_counts_long_digits_under_number_headers(backend):
+    table = ibis.memtable(
+        {
+            "卡号": ["62220202001122300001", "62220202001122300002", VALID_CARDS[0], "123", None],
+            "流水号": ["62220202001122300001", "62220202001122300002", "1", "2", "3"],
+            "开户人": ["王建国", "李秀英", "", None, "赵六"],
+        }
+    )
+
+    found = scan_personal_data(table)
+
+    assert found == {"卡号": {"number": 2, "card": 1}, "开户人": {"name": 3}}

@@ -36,7 +36,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from relmap_utils.config import Privacy
-from relmap_utils.errors import PrivacyError
+from relmap_utils.errors import PrivacyError, SourceError
+from relmap_utils.i18n import Msg, tr
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ RESIDENT_ID = r"^\d{17}[\dXx]$"
 MOBILE = r"^(\+?86[- ]?)?1[3-9]\d{9}$"
 CARD = r"^\d{16,19}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+# The same kinds found inside free text ("联系电话13812340001"): a candidate
+# must not touch other digits, and group 2 is checked for its check digit.
+EMBEDDED_RESIDENT_ID = r"(^|[^0-9])([0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)"
+EMBEDDED_MOBILE = r"(^|[^0-9])(\+?86[- ]?)?1[3-9][0-9]{9}([^0-9]|$)"
+EMBEDDED_CARD = r"(^|[^0-9])([0-9]{16,19})([^0-9]|$)"
+EMBEDDED_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# Long runs of digits under a card, ID, phone or account header are personal
+# even when no check digit fits (a 20-digit card number, a damaged ID number).
+LONG_DIGITS = r"^[0-9]{16,}$"
 # Value kinds from the most to the least specific; a value counts as the first that matches.
 VALUE_KINDS = ("resident_id", "mobile", "card", "email")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -61,6 +71,14 @@ NAME_HEADER = re.compile(
     r"|(?i:^((customer|client|contact|full|first|last|holder|account_holder)_?)?name$|surname)"
 )
 ADDRESS_HEADER = re.compile(r"地址|住址|住所|(?i:(^|_)(address|addr|street)($|_))")
+# People named by their part in an account or a payment: 开户人, 持卡人, 收款人 ...
+PERSON_HEADER = re.compile(r"(开户|持卡|户主|收款|付款|经办|申请|借款|担保|联系|法定代表)人$|^法人$|(?i:^(payee|payer|holder)$)")
+# Headers of card, ID, phone and account numbers.
+NUMBER_HEADER = re.compile(
+    r"卡号|银行卡|证件|身份证|手机|电话|联系方式|账号|帐号"
+    r"|(?i:(^|_)(card|card_?no|card_?number|phone|mobile|tel|telephone|id_?no|id_?number|id_?card"
+    r"|account_?no|account_?number|acct_?no)($|_))"
+)
 
 
 def get_key(privacy: Privacy) -> bytes:
@@ -224,12 +242,45 @@ def luhn_valid(text: ir.StringValue) -> ir.BooleanValue:
 
 
 def header_kind(header: str) -> str | None:
-    """Return ``name`` or ``address`` when a header names personal data, else ``None``."""
-    if NAME_HEADER.search(header):
+    """Return the kind of personal data a header names, else ``None``.
+
+    Parameters
+    ----------
+    header : str
+        A column name or source header.
+
+    Returns
+    -------
+    str or None
+        ``number`` for card, ID, phone and account numbers (checked first, so
+        经办人手机 is a number), ``name`` or ``address``.
+    """
+    if NUMBER_HEADER.search(header):
+        return "number"
+    if NAME_HEADER.search(header) or PERSON_HEADER.search(header):
         return "name"
     if ADDRESS_HEADER.search(header):
         return "address"
     return None
+
+
+def embedded_checks(text: ir.StringValue) -> dict[str, ir.BooleanValue]:
+    """Return, per value kind, whether a cell holds that kind anywhere in its text.
+
+    The first candidate of each kind in a cell is taken and its check
+    character (resident ID) or Luhn sum (card) verified, so a whole-cell
+    value and one inside free text count alike.
+    """
+    # NOTE: only the first candidate of each kind per cell is checked, so a cell whose
+    # first 18-digit run fails the check and whose second passes is not counted.
+    resident = text.re_extract(EMBEDDED_RESIDENT_ID, 2)
+    card = text.re_extract(EMBEDDED_CARD, 2)
+    return {
+        "resident_id": resident_id_valid(resident.fill_null("")),
+        "mobile": text.re_search(EMBEDDED_MOBILE),
+        "card": luhn_valid(card.fill_null("")),
+        "email": text.re_search(EMBEDDED_EMAIL),
+    }
 
 
 def scan_personal_data(
@@ -258,8 +309,11 @@ def scan_personal_data(
     dict
         ``{column: {kind: count}}`` for columns with at least one match.
         Kinds: ``resident_id`` (valid check character), ``mobile``,
-        ``card`` (Luhn-valid), ``email``, and ``name`` or ``address`` when
-        the header says so (the count is then the number of non-empty cells).
+        ``card`` (Luhn-valid), ``email`` -- whole cells or inside free text
+        such as ``联系电话13812340001`` --, ``name`` or ``address`` when the
+        header says so (the count is then the number of non-empty cells),
+        and ``number`` for runs of 16 or more digits that pass no check under
+        a card, ID, phone or account header.
         A value counts for one value kind only, the first of
         :data:`VALUE_KINDS` it matches. Values themselves are never returned.
     """
@@ -275,15 +329,17 @@ def scan_personal_data(
         if allowed:
             text = ibis.ifelse(text.isin(allowed), ibis.null(dt.string), text)
         kind = header_kind(name) or header_kind(headers.get(name, ""))
-        if kind and dtype.is_string():
+        checks = embedded_checks(text)
+        if kind == "number":
+            header_kinds[name] = kind
+            # Counted apart from the checked kinds: only runs of digits no check fits.
+            long_digits = text.re_search(LONG_DIGITS).fill_null(False)
+            for check in VALUE_KINDS:
+                long_digits = long_digits & ~checks[check].fill_null(False)
+            aggregates[f"{name}\x00{kind}"] = long_digits.cast(dt.int64).sum().fill_null(0)
+        elif kind and dtype.is_string():
             header_kinds[name] = kind
             aggregates[f"{name}\x00{kind}"] = text.nullif("").count()
-        checks = {
-            "resident_id": resident_id_valid(text),
-            "mobile": text.re_search(MOBILE),
-            "card": luhn_valid(text),
-            "email": text.re_search(EMAIL),
-        }
         # A value counts as one kind only, the first that matches in VALUE_KINDS:
         # an 18-digit ID number that happens to pass the Luhn check is not also a card.
         matched_before: ir.BooleanValue | None = None
@@ -304,3 +360,104 @@ def scan_personal_data(
         if count:
             found.setdefault(column, {})[kind] = count
     return found
+
+
+def _id_check_ok(candidate: str) -> bool:
+    total = sum(int(digit) * weight for digit, weight in zip(candidate[:17], _ID_WEIGHTS))
+    return candidate[17].upper() == _ID_CHECK[total % 11]
+
+
+def _luhn_ok(candidate: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(candidate)):
+        digit = int(char)
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def text_looks_personal(text: str) -> bool:
+    """Return whether one text holds personal data by the value checks of the scan.
+
+    The Python twin of :func:`embedded_checks`, for single texts such as the
+    header cells of a file, which may be a first row of data: a mobile
+    number, a resident ID number with a valid check character, a Luhn-valid
+    card number or an e-mail address anywhere in the text, or a run of 16 or
+    more digits.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    bool
+    """
+    text = str(text)
+    if re.search(EMBEDDED_MOBILE, text) or re.search(EMBEDDED_EMAIL, text):
+        return True
+    if re.search(r"[0-9]{16,}", text):
+        return True
+    return any(_id_check_ok(m.group(2)) for m in re.finditer(EMBEDDED_RESIDENT_ID, text)) or any(
+        _luhn_ok(m.group(2)) for m in re.finditer(EMBEDDED_CARD, text)
+    )
+
+
+class MaskedHeaders(Msg):
+    """A file's column names for a message, those that look like personal data masked.
+
+    Renders as comma-separated names in the message's own language; a name
+    that :func:`text_looks_personal` flags becomes ``<列 3：疑似个人信息>``
+    (1-based position), and ``-`` stands for no names at all.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        Column names as read from the file.
+    """
+
+    def __init__(self, headers: Sequence[str]) -> None:
+        super().__init__("ingest.header_masked")
+        self.headers = [str(header) for header in headers]
+
+    def render(self, locale: str | None = None) -> str:
+        names = [
+            tr("ingest.header_masked", locale=locale, position=position) if text_looks_personal(header) else header
+            for position, header in enumerate(self.headers, start=1)
+        ]
+        return ", ".join(names) or "-"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def check_mapped_headers(source_name: str, mapped: Iterable[str], headers: Sequence[str]) -> None:
+    """Raise when the mapping names columns the file's header row lacks.
+
+    Parameters
+    ----------
+    source_name : str
+        The source's name, for the message.
+    mapped : iterable of str
+        Source column names of the mapping.
+    headers : sequence of str
+        Column names read from the file.
+
+    Raises
+    ------
+    SourceError
+        ``ingest.no_header_row`` when none of the mapped columns is present
+        (the first row is most likely data, so no header text is shown), else
+        ``ingest.columns_missing`` with the file's names masked by
+        :class:`MaskedHeaders`.
+    """
+    mapped = list(mapped)
+    missing = sorted(set(mapped) - set(headers))
+    if not missing:
+        return
+    if len(missing) == len(set(mapped)):
+        raise SourceError("ingest.no_header_row", source=source_name, columns=", ".join(missing))
+    raise SourceError(
+        "ingest.columns_missing", source=source_name, columns=", ".join(missing), available=MaskedHeaders(headers)
+    )

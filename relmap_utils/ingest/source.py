@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 from relmap_utils import schema
 from relmap_utils.config import ColumnMap, Source
 from relmap_utils.errors import SourceError
-from relmap_utils.ingest import parsing, readers
+from relmap_utils.ingest import parsing, privacy, readers
 from relmap_utils.ingest.encoding import prepare_utf8
 from relmap_utils.ingest.layout import KIND, ROW, Layout, classify_rows, detect_layout, last_wide_row
 from relmap_utils.ingest.typing import (
@@ -201,14 +201,7 @@ def _query_table(source: Source, backend: Any, staging: dict[str, ir.Table] | No
 
 def _plan_columns(source: Source, headers: list[str], table_name: str | None) -> list[_Column]:
     mapping = source.column_maps()
-    missing = sorted(set(mapping) - set(headers))
-    if missing:
-        raise SourceError(
-            "ingest.columns_missing",
-            source=source.name,
-            columns=", ".join(missing),
-            available=", ".join(header for header in headers if header != ROW) or "-",
-        )
+    privacy.check_mapped_headers(source.name, mapping, [header for header in headers if header != ROW])
     canonical = schema.TABLES[table_name] if table_name in schema.TABLES else None
     canonical_names = {column.name for column in canonical.columns} if canonical else set()
     plan = []

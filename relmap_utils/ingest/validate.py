@@ -216,9 +216,7 @@ def _check_source(source: Source, engagement_dir: Path, known: set[str], problem
         else:
             headers = source_headers(source, engagement_dir)
 
-        missing = sorted(set(source.columns) - set(headers))
-        if missing:
-            raise SourceError("ingest.columns_missing", source=source.name, columns=", ".join(missing), available=", ".join(headers) or "-")
+        privacy.check_mapped_headers(source.name, source.columns, headers)
         targets = {mapping.name for mapping in source.columns.values()}
         targets |= {header for header in headers if header not in source.columns}
         targets |= set(source.constants)
