@@ -85,3 +85,19 @@ def test_masked_headers_render_in_each_language():
     assert names.render("zh_CN") == "客户号, <列 2：疑似个人信息>"
     assert names.render("en") == "客户号, <column 2: looks like personal data>"
     assert tr("ingest.header_masked", locale="en", position=1) == "<column 1: looks like personal data>"
+
+
+def test_missing_mapped_column_lists_real_headers(tmp_path):
+    ctx = _context(tmp_path, "客户编码,性别,开户日期\nC1,男,2023-01-05\n")
+
+    with pytest.raises(SourceError, match=r"不存在的列：客户号。文件中的列：客户编码, 性别, 开户日期"):
+        run_ingest(ctx)
+
+
+def test_file_that_is_not_a_table_shows_no_contents(tmp_path):
+    ctx = _context(tmp_path, "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+
+    with pytest.raises(SourceError, match=r"文件似乎没有标题行") as caught:
+        run_ingest(ctx)
+
+    assert "root" not in str(caught.value)

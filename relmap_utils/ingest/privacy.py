@@ -404,6 +404,18 @@ def text_looks_personal(text: str) -> bool:
     )
 
 
+def _looks_like_data(header: str) -> bool:
+    """Return whether a header cell looks like a value rather than a column name."""
+    header = str(header)
+    return (
+        text_looks_personal(header)
+        or re.search(r"\d{4,}", header) is not None
+        or re.fullmatch(r"[-+.,\d]+", header) is not None
+        or len(header) > 30
+        or re.search(r"[:/].*[:/]", header) is not None
+    )
+
+
 class MaskedHeaders(Msg):
     """A file's column names for a message, those that look like personal data masked.
 
@@ -448,7 +460,8 @@ def check_mapped_headers(source_name: str, mapped: Iterable[str], headers: Seque
     ------
     SourceError
         ``ingest.no_header_row`` when none of the mapped columns is present
-        (the first row is most likely data, so no header text is shown), else
+        and a header cell looks like data (the first row is most likely
+        data, so no header text is shown), else
         ``ingest.columns_missing`` with the file's names masked by
         :class:`MaskedHeaders`.
     """
@@ -456,7 +469,7 @@ def check_mapped_headers(source_name: str, mapped: Iterable[str], headers: Seque
     missing = sorted(set(mapped) - set(headers))
     if not missing:
         return
-    if len(missing) == len(set(mapped)):
+    if len(missing) == len(set(mapped)) and any(_looks_like_data(header) for header in headers):
         raise SourceError("ingest.no_header_row", source=source_name, columns=", ".join(missing))
     raise SourceError(
         "ingest.columns_missing", source=source_name, columns=", ".join(missing), available=MaskedHeaders(headers)
