@@ -27,6 +27,13 @@ MIN_YEAR, MAX_YEAR = 1800, 2200
 SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$"
 FLOAT_FORM_OF_LONG_INTEGER = r"^\d{16,}\.0+$"
 
+# One amount: digits with thousands separators only between groups of three,
+# at most one sign (leading -, +, trailing - or parentheses) and one unit.
+# "1,2,3", "--5" and "5万万" do not match, so they count as unparsed.
+_DECIMAL = r"(\d{1,3}([,，]\d{3})+|\d+)(\.\d+)?|\.\d+"
+AMOUNT_SHAPE = (
+    rf"^([(（]({_DECIMAL})[万亿]?[)）]|[+-]?({_DECIMAL})[万亿]?|({_DECIMAL})[万亿]?-)$"
+)
 TRUE_WORDS = ("true", "t", "yes", "y", "是", "有", "真", "√")
 FALSE_WORDS = ("false", "f", "no", "n", "否", "无", "假", "×")
 
@@ -117,9 +124,11 @@ def parse_timestamp(
 def parse_amount(text: ir.StringValue, multiplier: float = 1.0) -> ir.FloatingValue:
     """Parse money amounts as written in Chinese reports.
 
-    Handles thousands separators (``,`` and ``，``), currency signs and words
-    (¥ ￥ $ 元 CNY RMB), negatives written as ``(1,234.50)``, ``-1,234.50`` or
-    ``1,234.50-``, and 万 or 亿 inside the value (``1.5万`` is 15000).
+    Handles thousands separators (``,`` and ``，``) between groups of three
+    digits, currency signs and words (¥ ￥ $ 元 CNY RMB), negatives written as
+    ``(1,234.50)``, ``-1,234.50`` or ``1,234.50-``, and one 万 or 亿 inside
+    the value (``1.5万`` is 15000). Any other shape (``1,2,3``, ``--5``,
+    ``5万万``) is NULL rather than a guess.
 
     Parameters
     ----------
@@ -133,11 +142,11 @@ def parse_amount(text: ir.StringValue, multiplier: float = 1.0) -> ir.FloatingVa
     FloatingValue
         The amount in yuan (times ``multiplier``), NULL where unparseable.
     """
-    plain = text.re_replace(r"[,，\s¥￥$元]|CNY|RMB", "")
-    negative = plain.re_search(r"^[(（].*[)）]$") | plain.startswith("-") | plain.endswith("-")
+    plain = text.re_replace(r"[\s¥￥$元]|CNY|RMB", "")
+    valid = plain.re_search(AMOUNT_SHAPE)
+    negative = plain.re_search(r"^[(（]") | plain.startswith("-") | plain.endswith("-")
     scale = ibis.ifelse(plain.contains("亿"), 1e8, ibis.ifelse(plain.contains("万"), 1e4, 1.0))
-    digits = plain.re_replace(r"[()（）+\-万亿]", "")
-    valid = digits.re_search(r"^(\d+\.?\d*|\.\d+)$")
+    digits = plain.re_replace(r"[()（）+\-万亿,，]", "")
     value = ibis.ifelse(valid, digits.try_cast(dt.float64), ibis.null(dt.float64))
     sign = ibis.ifelse(negative, -1.0, 1.0)
     return value * scale * sign * multiplier
