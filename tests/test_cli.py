@@ -362,11 +362,12 @@ sources:
     assert result.exit_code == 0, result.output
     (run_dir,) = (folder / "runs").iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert [(entry["key"], entry["status"]) for entry in manifest["stages"]] == [
-        ("ingest", "succeeded"), ("profiling", "succeeded"),
-    ]  # fmt: skip
+    stages = {entry["key"]: entry for entry in manifest["stages"]}
+    # Later stages (the relationship map, ...) run too; ingest and profiling come first.
+    assert [entry["key"] for entry in manifest["stages"]][:2] == ["ingest", "profiling"]
+    assert {key: entry["status"] for key, entry in stages.items()} == dict.fromkeys(stages, "succeeded")
     assert (run_dir / "artifacts" / "00_ingest" / "tables" / "customers.parquet").is_file()
-    assert manifest["stages"][1]["artifacts"]
+    assert stages["profiling"]["artifacts"]
     # customer numbers are pseudonymized at ingest, so no run file may contain them
     for path in run_dir.rglob("*"):
         if path.is_file():
