@@ -1,6 +1,6 @@
 """Stage 02, the relationship map (客户关系地图): one row per customer, as of a date.
 
-The map joins what the bank knows about each customer into one table,
+The map joins what the bank records about each customer into one table,
 computed strictly from data dated on or before ``as_of``. Six feature
 families, one module each:
 

@@ -2,7 +2,7 @@
 
 A family module (``profile``, ``holdings``, ...) declares its candidate
 features with :class:`Feature` and builds them from a :class:`BuildContext`.
-The context holds the canonical tables, the :class:`~relmap_utils.features.spec.MapSpec`
+The context contains the canonical tables, the :class:`~relmap_utils.features.spec.MapSpec`
 and the month periods of one ``as_of``, and filters every dated table to
 rows dated on or before ``as_of`` before a family sees them.
 """
@@ -10,7 +10,7 @@ rows dated on or before ``as_of`` before a family sees them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,8 @@ UNITS = (
     "share", "ratio", "category", "flag", "number",
 )
 
-# Name of the day-number column that BuildContext.dated adds to a dated table.
-DAY = "_day"
+# Names of the day-number and month-period columns that BuildContext.dated adds.
+DAY, PERIOD = "_day", "_k"
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,15 @@ class BuildContext:
             self.memo[key] = build()
         return self.memo[key]
 
-    def dated(self, table: str, column: str, *, keep_undated: bool = False) -> ir.Table:
+    def dated(
+        self,
+        table: str,
+        column: str,
+        *,
+        keep_undated: bool = False,
+        columns: Sequence[str] | None = None,
+        period: bool = False,
+    ) -> ir.Table:
         """Return ``table`` restricted to rows dated on or before ``as_of``, with a day-number column.
 
         Timestamps count up to the end of the ``as_of`` day; they are naive
@@ -138,6 +146,12 @@ class BuildContext:
             The table and its date or timestamp column.
         keep_undated : bool, default=False
             Keep rows where ``column`` is NULL (their day number is NULL).
+        columns : sequence of str, optional
+            Keep only these columns (and ``column``). The engine may hold a
+            table that several features read in memory, so unread columns cost.
+        period : bool, default=False
+            Also add the month period of each row as ``_k`` (see
+            :meth:`Windows.period_index`), in the same projection.
 
         Raises
         ------
@@ -145,6 +159,8 @@ class BuildContext:
             When the column is neither a date nor a naive timestamp.
         """
         data = self.tables[table]
+        if columns is not None:
+            data = data.select(*dict.fromkeys([*columns, column]))
         value = data[column]
         check_date_column(table, column, value)
         if value.type().is_timestamp():
@@ -154,7 +170,9 @@ class BuildContext:
         if keep_undated:
             known = value.isnull() | known
         rows = data.filter(known)
-        return rows.mutate(**{DAY: day_of(rows[column])})
+        day = day_of(rows[column])
+        added = {DAY: day, PERIOD: self.windows.period_index(day)} if period else {DAY: day}
+        return rows.mutate(**added)
 
     def customer_ids(self) -> ir.Table:
         """Return the customers table reduced to one row per non-empty ``customer_id``."""

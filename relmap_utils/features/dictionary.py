@@ -87,7 +87,7 @@ def plan_features(spec: MapSpec, available: Mapping[str, Sequence[str]]) -> list
 
 
 def _without_lone_flag(item: PlannedFeature, planned: list[PlannedFeature]) -> PlannedFeature:
-    # A coverage flag alone says nothing about a family whose features are all left out.
+    # A coverage flag alone carries no information when the rest of its family is left out.
     feature = item.feature
     if item.status != INCLUDED or feature.name != f"{feature.family}_covered":
         return item
@@ -126,8 +126,8 @@ def feature_dictionary(
     spec : MapSpec, optional
         Settings of the map; default ``MapSpec()``.
     available : mapping of str to sequence of str, optional
-        Columns of each canonical table present (see :func:`available_columns`);
-        by default every table and column of the canonical schema.
+        Columns of each canonical table present (see :func:`available_columns`).
+        The default is every table and column of the canonical schema.
 
     Returns
     -------

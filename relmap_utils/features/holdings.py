@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import ibis
 import ibis.expr.types as ir
 
-from relmap_utils.features.base import DAY, BuildContext, Feature, finish, outer_parts, ratio
+from relmap_utils.features.base import BuildContext, Feature, check_date_column, finish, outer_parts, ratio
 from relmap_utils.features.spec import MapSpec
-from relmap_utils.features.windows import day_number, whole_months
+from relmap_utils.features.windows import whole_months
 from relmap_utils.schema import PRODUCT_FAMILIES
 
 FAMILY = "holdings"
@@ -107,11 +107,16 @@ def balances_at(ctx: BuildContext, months_back: int) -> ir.Table:
     """
 
     def build() -> ir.Table:
-        balances = ctx.dated("balances", "month")
-        cutoff = day_number(ctx.windows.start(months_back)) if months_back else ctx.windows.as_of_day
-        balances = balances.filter(balances[DAY] <= cutoff)
-        latest = balances.aggregate(_latest=balances[DAY].max())
-        snapshot = balances.join(latest, balances[DAY] == latest._latest)
+        data = ctx.tables["balances"]
+        check_date_column("balances", "month", data.month)
+        cutoff = ctx.windows.start(months_back) if months_back else ctx.as_of
+        # The month is found first and the rows of that month read second, so
+        # the engine never holds all balance rows up to as_of at once.
+        months = data.filter(data.month <= ibis.date(cutoff))
+        latest = months.aggregate(_latest=months.month.max())
+        columns = [name for name in ("account_id", "customer_id", "month", "balance") if name in data.columns]
+        rows = data.select(*columns)
+        snapshot = rows.join(latest, rows.month == latest._latest).select(*columns)
 
         accounts = ctx.tables["accounts"]
         # max() keeps one family per account even if accounts repeats an account_id.
@@ -141,7 +146,7 @@ def balances_at(ctx: BuildContext, months_back: int) -> ir.Table:
 def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     """Return ``customer_id`` and the included holdings features, one row per customer."""
     parts: list[ir.Table] = []
-    held = open_accounts(ctx)
+    held = open_accounts(ctx)  # accounts held at as_of
     account_values: dict[str, ir.Value] = {}
     if "accounts_held" in included or "holdings_covered" in included:
         account_values["_accounts"] = held.count()

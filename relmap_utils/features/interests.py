@@ -66,7 +66,8 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     """Return ``customer_id`` and the included interest features, one row per customer."""
     spec = ctx.spec
     windows = ctx.windows
-    events = ctx.dated("events", "event_time")
+    wanted = ("customer_id", "topic", "event_type")
+    events = ctx.dated("events", "event_time", columns=[name for name in wanted if name in ctx.tables["events"].columns])
     events = events.filter(events.customer_id.notnull())
     day = events[DAY]
     in_history = day > windows.start_day(spec.history_months)

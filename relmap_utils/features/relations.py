@@ -2,7 +2,7 @@
 
 A relation counts at ``as_of`` when it started on or before ``as_of`` (or has
 no ``start_date``). With ``MapSpec.relations_active_only`` it must also not
-have ended by then (no ``end_date``, or an ``end_date`` after ``as_of``); an
+have ended by then: no ``end_date``, or an ``end_date`` after ``as_of``. An
 end date later than ``as_of`` was unknown at ``as_of``, so it is treated like
 no end date.
 
@@ -46,24 +46,24 @@ def features(spec: MapSpec) -> list[Feature]:
     """Return the candidate features of the relations family."""
     cap = {"cap": spec.shared_entity_max_customers}
     result = [
-        Feature("relations_covered", FAMILY, "flag", "an active relation, or a related customer", _RELATIONS,
+        Feature("relations_covered", FAMILY, "flag", "a relation counted at as_of, or a related customer", _RELATIONS,
                 "features.feature.relations_covered", fill=False),
-        Feature("degree", FAMILY, "count", "distinct related_id of the active relations", _RELATIONS,
+        Feature("degree", FAMILY, "count", "distinct related_id of the relations counted at as_of", _RELATIONS,
                 "features.feature.degree", fill=0),
     ]
     if spec.relation_types is None:
-        result.append(Feature("rel_*_count", FAMILY, "count", "distinct related_id of the active relations of the type",
+        result.append(Feature("rel_*_count", FAMILY, "count", "distinct related_id of the counted relations of the type",
                               _RELATIONS, "features.feature.relation_count", {"type": "*"}, needs=("relation_types",)))
     for code, relation_type in relation_codes(spec).items():
         result.append(
             Feature(f"rel_{code}_count", FAMILY, "count",
-                    f"distinct related_id of the active relations with relation_type '{relation_type}'",
+                    f"distinct related_id of the counted relations with relation_type '{relation_type}'",
                     _RELATIONS, "features.feature.relation_count", {"type": relation_type}, fill=0)
         )
     for code, related_type in shared_codes(spec).items():
         result.append(
             Feature(f"shared_{code}_customers", FAMILY, "count",
-                    f"distinct other customers with an active relation to the same related_id of related_type "
+                    f"distinct other customers with a counted relation to the same related_id of related_type "
                     f"'{related_type}' (entities of at most {spec.shared_entity_max_customers} customers)",
                     (*_RELATIONS, "relations.related_type"), "features.feature.shared_customers",
                     {"type": related_type, **cap}, fill=0)
@@ -85,7 +85,7 @@ def features(spec: MapSpec) -> list[Feature]:
     return result
 
 
-def active_relations(ctx: BuildContext) -> ir.Table:
+def counted_relations(ctx: BuildContext) -> ir.Table:
     """Return the relations that count at ``as_of`` (see the module docstring)."""
 
     def build() -> ir.Table:
@@ -96,7 +96,7 @@ def active_relations(ctx: BuildContext) -> ir.Table:
             relations = relations.filter(relations.end_date.isnull() | (relations.end_date > ibis.date(ctx.as_of)))
         return relations.filter(relations.customer_id.notnull() & relations.related_id.notnull())
 
-    return ctx.cached("relations_active", build)
+    return ctx.cached("relations_counted", build)
 
 
 def shared_pairs(ctx: BuildContext) -> ir.Table:
@@ -104,8 +104,8 @@ def shared_pairs(ctx: BuildContext) -> ir.Table:
 
     def build() -> ir.Table:
         spec = ctx.spec
-        active = active_relations(ctx)
-        entities = active.filter(active.related_type.isin(spec.shared_types))
+        counted = counted_relations(ctx)
+        entities = counted.filter(counted.related_type.isin(spec.shared_types))
         entities = entities.select("customer_id", "related_id", "related_type").distinct()
         sizes = entities.group_by(["related_type", "related_id"]).agg(_members=entities.count())
         sizes = sizes.filter((sizes._members >= 2) & (sizes._members <= spec.shared_entity_max_customers))
@@ -130,11 +130,11 @@ def shared_pairs(ctx: BuildContext) -> ir.Table:
 def related_customers(ctx: BuildContext, with_shared: bool) -> ir.Table:
     """Return ``customer_id``, ``other_id``: distinct known customers related to each customer."""
     spec = ctx.spec
-    active = active_relations(ctx)
-    if "related_type" in active.columns:
-        links = active.filter(active.related_type == spec.customer_related_type)
+    counted = counted_relations(ctx)
+    if "related_type" in counted.columns:
+        links = counted.filter(counted.related_type == spec.customer_related_type)
     else:
-        links = active
+        links = counted
     forward = links.select("customer_id", other_id="related_id")
     backward = links.select(customer_id="related_id", other_id="customer_id")
     linked = forward.union(backward)
@@ -151,12 +151,12 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     spec = ctx.spec
     names = set(included)
     parts: list[ir.Table] = []
-    active = active_relations(ctx)
-    values: dict[str, ir.Value] = {"_relations": active.count(), "degree": active.related_id.nunique()}
+    counted = counted_relations(ctx)
+    values: dict[str, ir.Value] = {"_relations": counted.count(), "degree": counted.related_id.nunique()}
     for code, relation_type in relation_codes(spec).items():
         if f"rel_{code}_count" in names:
-            values[f"rel_{code}_count"] = active.related_id.nunique(where=active.relation_type == relation_type)
-    parts.append(active.group_by("customer_id").agg(**values))
+            values[f"rel_{code}_count"] = counted.related_id.nunique(where=counted.relation_type == relation_type)
+    parts.append(counted.group_by("customer_id").agg(**values))
 
     shared = {code: related_type for code, related_type in shared_codes(spec).items()
               if f"shared_{code}_customers" in names}
@@ -168,7 +168,7 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
         }))
 
     if names & {"related_customers", "related_defaulted", "related_default_rate"}:
-        with_shared = "related_type" in active.columns
+        with_shared = "related_type" in counted.columns
         parts.append(_related_defaults(ctx, with_shared, "related_defaulted" in names))
 
     if "counterparties" in names:

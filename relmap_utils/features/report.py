@@ -174,8 +174,8 @@ def distribution_chart(
 ) -> go.Figure:
     """Return histograms of the key numeric features of one map date.
 
-    Bins with fewer than ``min_group_size`` customers are shown empty; the
-    panel title says how many customers they hold together.
+    Bins with fewer than ``min_group_size`` customers are shown empty, and
+    the panel title gives how many customers they contain together.
     """
     locale = _locale(locale)
     names = [name for name in KEY_FEATURES if name in latest.columns]
@@ -355,9 +355,9 @@ def customer_card(
     spec : MapSpec
     as_of : date
     customer : str, optional
-        The customer's pseudonym; by default the customer covered by the
-        most families, then with the most related customers, then the
-        highest degree (ties: the smallest pseudonym).
+        The customer's pseudonym. By default the card shows the customer
+        covered by the most families, then with the most related customers,
+        then the highest degree. Ties go to the smallest pseudonym.
 
     Returns
     -------
@@ -430,10 +430,10 @@ def _relation_graph(
     if "relations" not in tables or not {"customer_id", "related_id", "relation_type"} <= set(tables["relations"].columns):
         return nodes, []
     ctx = BuildContext(tables, spec, Windows(as_of, spec.months_needed))
-    active = relations.active_relations(ctx)
-    typed = "related_type" in active.columns
+    counted = relations.counted_relations(ctx)
+    typed = "related_type" in counted.columns
     columns = ["customer_id", "related_id", "relation_type"] + (["related_type"] if typed else [])
-    own = active.filter((active.customer_id == customer) | (active.related_id == customer)).select(*columns)
+    own = counted.filter((counted.customer_id == customer) | (counted.related_id == customer)).select(*columns)
     own = own.order_by(["relation_type", "related_id", "customer_id"]).limit(MAX_CARD_EDGES).execute()
     edges: list[dict[str, Any]] = []
     seen = {customer}
@@ -448,7 +448,7 @@ def _relation_graph(
                 entities.append(other)
         edges.append({"source": customer, "target": other, "relation_type": str(item.relation_type)})
     if entities:
-        sharing = active.filter(active.related_id.isin(entities) & (active.customer_id != customer))
+        sharing = counted.filter(counted.related_id.isin(entities) & (counted.customer_id != customer))
         sharing = sharing.select("customer_id", "related_id", "relation_type").order_by(["related_id", "customer_id"])
         sharing = sharing.limit(max(MAX_CARD_EDGES - len(edges), 0)).execute()
         for item in sharing.itertuples():

@@ -1,6 +1,6 @@
 """MapSpec: the settings of the relationship map, with documented defaults.
 
-A :class:`MapSpec` holds everything :func:`~relmap_utils.features.build_map`
+A :class:`MapSpec` contains everything :func:`~relmap_utils.features.build_map`
 needs besides the tables and the ``as_of`` date: look-back windows, what
 counts as a purchase, the regular-income rule, and the lists of values that
 become one feature each (topics, channel groups, merchant-category groups,

@@ -188,10 +188,9 @@ def _event_summary(ctx: BuildContext, names: set[str]) -> ir.Table:
     spec = ctx.spec
     windows = ctx.windows
     recent_start = windows.start_day(spec.recent_months)
-    events = ctx.dated("events", "event_time")
+    columns = ["customer_id", "device_id"] if "device_id" in ctx.tables["events"].columns else ["customer_id"]
+    events = ctx.dated("events", "event_time", columns=columns, period=True)
     events = events.filter(events.customer_id.notnull())
-    period = windows.period_index(events[DAY])
-    events = events.mutate(_k=period)
     first = events.aggregate(first_day=events[DAY].min())
     months = ctx.observed_months("events", first).rename(_obs_customer="customer_id")
     joined = events.left_join(months, events.customer_id == months._obs_customer)

@@ -209,7 +209,7 @@ def write_partition(backend: Any, expression: Any, folder: Path, day: dt.date) -
     """Execute one map expression and write it as the partition of ``day``.
 
     Rows are sorted by ``customer_id``, so the same input gives the same
-    file. The ``as_of`` column is dropped because the folder name holds it.
+    file. The ``as_of`` column is dropped because the folder name contains it.
     """
     target = partition_path(folder, day)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +250,7 @@ def read_map(folder: str | Path, as_of: dt.date | str | None = None) -> pd.DataF
     Raises
     ------
     StageError
-        When the folder holds no partition (of ``as_of``).
+        When the folder contains no partition (of ``as_of``).
     """
     from relmap_utils.features.windows import parse_date
 

@@ -13,11 +13,11 @@ that could hold transactions, never an average diluted by months before the
 data began.
 
 The lifetime quartet follows ``lifetimes.utils.summary_data_from_transaction_data``
-with ``freq='D'`` and ``observation_period_end=as_of``: purchases are summed
-per day; ``frequency`` is the number of purchase days minus 1, ``recency``
-the days from the first to the last purchase day, ``T`` the days from the
-first purchase day to ``as_of``, and ``monetary_value`` the mean of the daily
-sums after the first purchase day (0 when ``frequency`` is 0).
+with ``freq='D'`` and ``observation_period_end=as_of``, so purchases are
+summed per day. ``frequency`` is the number of purchase days minus 1 and
+``recency`` the days from the first to the last purchase day. ``T`` is the
+days from the first purchase day to ``as_of``, and ``monetary_value`` the
+mean of the daily sums after the first purchase day (0 when ``frequency`` is 0).
 """
 
 from __future__ import annotations
@@ -27,13 +27,17 @@ from collections.abc import Mapping
 import ibis
 import ibis.expr.types as ir
 
-from relmap_utils.features.base import DAY, BuildContext, Feature, change, finish, outer_parts, ratio
+from relmap_utils.features.base import (
+    DAY, PERIOD, BuildContext, Feature, change, check_date_column, finish, outer_parts, ratio,
+)
 from relmap_utils.features.spec import MapSpec
+from relmap_utils.features.windows import day_of
 
 FAMILY = "transactions"
 _CORE = ("transactions.customer_id", "transactions.txn_time", "transactions.amount")
 # Column names of the prepared transactions (see prepared()).
-FLOW, PURCHASE, VALUE, PERIOD = "_flow", "_purchase", "_value", "_k"
+FLOW, PURCHASE, VALUE = "_flow", "_purchase", "_value"
+SALARY_TYPE, CASH = "_salary_type", "_cash"
 
 
 def _purchase_sources(spec: MapSpec) -> tuple[str, ...]:
@@ -156,15 +160,19 @@ def _group_features(
 def prepared(ctx: BuildContext) -> ir.Table:
     """Return the transactions up to ``as_of`` with the signed flow, purchase flag and period.
 
-    Added columns: ``_day`` (day number), ``_flow`` (signed amount, inflow
-    positive), ``_purchase`` (bool), ``_value`` (absolute amount) and
-    ``_k`` (month period, NULL before the periods).
+    Columns: ``customer_id``, ``_day`` (day number), ``_flow`` (signed
+    amount, inflow positive), ``_purchase`` (bool), ``_value`` (absolute
+    amount), ``_k`` (month period, NULL before the periods), ``_salary_type``
+    and ``_cash`` (bool, when the spec lists those transaction types), and
+    ``channel``, ``merchant_category`` and ``counterparty_id`` when present.
     """
 
     def build() -> ir.Table:
         spec = ctx.spec
-        rows = ctx.dated("transactions", "txn_time")
-        rows = rows.filter(rows.customer_id.notnull())
+        data = ctx.tables["transactions"]
+        check_date_column("transactions", "txn_time", data.txn_time)
+        rows = data.filter((data.txn_time < ibis.timestamp(ctx.windows.end_timestamp)) & data.customer_id.notnull())
+        day = day_of(rows.txn_time)
         amount = rows.amount.cast("float64")
         flow = amount
         if "direction" in rows.columns:
@@ -176,22 +184,29 @@ def prepared(ctx: BuildContext) -> ir.Table:
             purchase = flow > 0
         else:
             purchase = flow.notnull()
-        if spec.purchase_txn_types is not None and "txn_type" in rows.columns:
+        typed = "txn_type" in rows.columns
+        if spec.purchase_txn_types is not None and typed:
             purchase = purchase & rows.txn_type.isin(spec.purchase_txn_types)
-        # Only the columns the features read: the engine may materialize this
-        # table once for all its uses, and carrying ids it never reads costs time.
-        kept = [name for name in ("channel", "merchant_category", "txn_type", "counterparty_id") if name in rows.columns]
-        return rows.select(
-            "customer_id",
-            DAY,
-            *kept,
-            **{
-                FLOW: flow,
-                PURCHASE: purchase.fill_null(False),
-                VALUE: amount.abs(),
-                PERIOD: ctx.windows.period_index(rows[DAY]),
-            },
-        )
+
+        # One projection straight from the table, with only what the features
+        # read: DuckDB materializes a table that several features share, so
+        # every extra column and every intermediate step costs memory.
+        columns: dict[str, ir.Value] = {
+            "customer_id": rows.customer_id,
+            DAY: day,
+            FLOW: flow,
+            PURCHASE: purchase.fill_null(False),
+            VALUE: amount.abs(),
+            PERIOD: ctx.windows.period_index(day),
+        }
+        if spec.salary_txn_types is not None and typed:
+            columns[SALARY_TYPE] = rows.txn_type.isin(spec.salary_txn_types).fill_null(False)
+        if spec.cash_txn_types is not None and typed:
+            columns[CASH] = rows.txn_type.isin(spec.cash_txn_types).fill_null(False)
+        for name in ("channel", "merchant_category", "counterparty_id"):
+            if name in rows.columns:
+                columns[name] = rows[name]
+        return rows.select(**columns)
 
     return ctx.cached("transactions_prepared", build)
 
@@ -217,8 +232,8 @@ def monthly(ctx: BuildContext) -> ir.Table:
             "purchases": rows[PURCHASE].ifelse(1, 0).sum(),
             "purchase_amount": rows[PURCHASE].ifelse(rows[VALUE], 0.0).sum(),
         }
-        if spec.cash_txn_types is not None and "txn_type" in rows.columns:
-            values["cash"] = rows.txn_type.isin(spec.cash_txn_types).ifelse(1, 0).sum()
+        if CASH in rows.columns:
+            values["cash"] = rows[CASH].ifelse(1, 0).sum()
         per_month = rows.group_by(["customer_id", PERIOD]).agg(**values)
         months = observed(ctx).rename(_obs_customer="customer_id")
         joined = per_month.join(months, per_month.customer_id == months._obs_customer)
@@ -331,8 +346,8 @@ def salary_sources(ctx: BuildContext) -> ir.Table:
         spec = ctx.spec
         rows = prepared(ctx)
         candidate = rows[PERIOD].notnull() & (rows[PERIOD] < spec.history_months) & (rows[FLOW] >= spec.salary_min_amount)
-        if spec.salary_txn_types is not None and "txn_type" in rows.columns:
-            candidate = candidate & rows.txn_type.isin(spec.salary_txn_types)
+        if SALARY_TYPE in rows.columns:
+            candidate = candidate & rows[SALARY_TYPE]
         rows = rows.filter(candidate)
         source = rows.counterparty_id.fill_null("") if "counterparty_id" in rows.columns else ibis.literal("")
         rows = rows.mutate(_source=source)

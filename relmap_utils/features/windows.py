@@ -4,7 +4,7 @@ Dates enter the SQL as day numbers (days since 1970-01-01, an integer), so
 window tests and day differences are integer comparisons that DuckDB and
 Spark evaluate identically.
 
-A window of ``n`` months ending at ``as_of`` holds the days ``d`` with
+A window of ``n`` months ending at ``as_of`` contains the days ``d`` with
 ``shift_months(as_of, -n) < d <= as_of``. When ``as_of`` is a month-end the
 shift lands on month-ends too, so the window is ``n`` whole calendar months;
 a 3-month window at 2024-06-30 runs from 2024-04-01 to 2024-06-30.
