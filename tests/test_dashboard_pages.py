@@ -132,7 +132,7 @@ def test_profiling_cards_come_from_summary_fields():
     assert cards["严重及高风险问题"] == "2"
 
 
-def test_summary_that_is_not_an_object_is_left_out(engagement):  # noqa: F811
+def test_non_object_summary_ignored(engagement):  # noqa: F811
     run_dir = write_run(engagement, "20260101-090000")
     (run_dir / "artifacts" / "01_profiling" / "summary.json").write_text(json.dumps([1, 2]), encoding="utf-8")
     assert open_run(run_dir).summary("01_profiling") is None

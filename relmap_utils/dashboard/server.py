@@ -31,6 +31,7 @@ import html
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -443,6 +444,10 @@ def voila_config(options: ServerOptions) -> Config:
     config.VoilaConfiguration.extension_allowlist = list(EXTENSION_ALLOWLIST)
     config.VoilaConfiguration.preheat_kernel = options.pool_size > 0
     config.VoilaConfiguration.default_pool_size = options.pool_size
+    # Notebook trust is not used (sources are stripped); an in-memory key and
+    # database keep the server from writing into the user's home folder.
+    config.NotebookNotary.secret = secrets.token_bytes(32)
+    config.NotebookNotary.db_file = ":memory:"
     config.MappingKernelManager.cull_idle_timeout = options.cull_idle_seconds
     config.MappingKernelManager.cull_interval = 60
     return config
