@@ -155,7 +155,12 @@ class EngagementLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "EngagementLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunError(
+                "runner.lock_unwritable", lock=str(self.path), reason=exc.strerror or type(exc).__name__
+            ) from None
         try:
             _lock_file(fd)
         except OSError:
@@ -240,10 +245,16 @@ def create_run_dir(engagement_dir: Path, timezone: Any, now: dt.datetime | None 
     Raises
     ------
     RunError
-        When all suffixes up to -99 of this second are taken.
+        When runs/ is a file or cannot be written, or all suffixes up to -99
+        of this second are taken.
     """
     runs = engagement_dir / RUNS_FOLDER
-    runs.mkdir(parents=True, exist_ok=True)
+    if runs.exists() and not runs.is_dir():
+        raise RunError("runner.runs_not_folder", folder=str(runs))
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError("runner.runs_unwritable", folder=str(runs), reason=exc.strerror or type(exc).__name__) from None
     base = (now or dt.datetime.now(timezone)).astimezone(timezone).strftime("%Y%m%d-%H%M%S")
     for suffix in range(_MAX_SUFFIX + 1):
         candidate = runs / (base if suffix == 0 else f"{base}-{suffix:02d}")
@@ -251,6 +262,9 @@ def create_run_dir(engagement_dir: Path, timezone: Any, now: dt.datetime | None 
             candidate.mkdir(exist_ok=False)
         except FileExistsError:
             continue
+        except OSError as exc:
+            # A read-only or immutable runs/ folder.
+            raise RunError("runner.runs_unwritable", folder=str(runs), reason=exc.strerror or type(exc).__name__) from None
         return candidate
     raise RunError("runner.run_id_exhausted", folder=str(runs), run_id=base)
 
