@@ -87,7 +87,7 @@ def _as_date(value: Any) -> dt.date | None:
 
 
 def data_span(ranges: Mapping[str, DateRange]) -> tuple[DateRange | None, DateRange | None]:
-    """Return the ranges that hold the data's first day and its last day.
+    """Return the ranges that contain the data's first day and its last day.
 
     The first day is the earliest date of the activity tables
     (:data:`ACTIVITY_TABLES`), or of every dated table but customers when no
@@ -189,11 +189,12 @@ def check_customers(tables: Mapping[str, ir.Table]) -> list[Notice]:
     return [Notice("empty_customer_ids", {"rows": empty})] if empty else []
 
 
-def check_orphans(tables: Mapping[str, ir.Table]) -> list[Notice]:
+def check_orphans(tables: Mapping[str, ir.Table], spec: MapSpec) -> list[Notice]:
     """Count rows whose customer is not in the customers table; such rows reach no customer.
 
     Relations are also checked on the other side: a relation to another
-    customer (``related_type`` 'customer') whose ``related_id`` is unknown.
+    customer (``related_type`` is ``spec.customer_related_type``) whose
+    ``related_id`` is unknown.
     """
     customers = tables["customers"]
     known = customers.filter(customers.customer_id.notnull()).select(_known="customer_id").distinct()
@@ -207,7 +208,8 @@ def check_orphans(tables: Mapping[str, ir.Table]) -> list[Notice]:
             notices.append(Notice("orphan_rows", {"table": name, "column": "customer_id", "rows": rows}))
     relations = tables.get("relations")
     if relations is not None and {"related_id", "related_type"} <= set(relations.columns):
-        links = relations.filter((relations.related_type == "customer") & relations.related_id.notnull())
+        to_customer = relations.related_type == spec.customer_related_type
+        links = relations.filter(to_customer & relations.related_id.notnull())
         unknown = links.anti_join(known, links.related_id == known._known)
         rows = int(unknown.count().execute())
         if rows:

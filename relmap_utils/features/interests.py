@@ -45,7 +45,7 @@ def features(spec: MapSpec) -> list[Feature]:
         params = {"topic": "*", "months": spec.interest_months}
         return result + [
             Feature("interest_*_count", FAMILY, "count", "browsing events of the topic in the interest window",
-                    topic_sources, "features.feature.interest_count", params, needs=("topics",)),
+                    topic_sources, "features.feature.interest_count", params, needs=("topics",), fill=0),
             Feature("interest_*_days_since", FAMILY, "days", "as_of - day of the latest browsing event of the topic",
                     topic_sources, "features.feature.interest_days_since", params, needs=("topics",)),
         ]

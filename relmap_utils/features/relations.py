@@ -53,7 +53,8 @@ def features(spec: MapSpec) -> list[Feature]:
     ]
     if spec.relation_types is None:
         result.append(Feature("rel_*_count", FAMILY, "count", "distinct related_id of the counted relations of the type",
-                              _RELATIONS, "features.feature.relation_count", {"type": "*"}, needs=("relation_types",)))
+                              _RELATIONS, "features.feature.relation_count", {"type": "*"}, needs=("relation_types",),
+                              fill=0))
     for code, relation_type in relation_codes(spec).items():
         result.append(
             Feature(f"rel_{code}_count", FAMILY, "count",

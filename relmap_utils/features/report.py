@@ -431,10 +431,12 @@ def _relation_graph(
         return nodes, []
     ctx = BuildContext(tables, spec, Windows(as_of, spec.months_needed))
     counted = relations.counted_relations(ctx)
+
     typed = "related_type" in counted.columns
     columns = ["customer_id", "related_id", "relation_type"] + (["related_type"] if typed else [])
     own = counted.filter((counted.customer_id == customer) | (counted.related_id == customer)).select(*columns)
     own = own.order_by(["relation_type", "related_id", "customer_id"]).limit(MAX_CARD_EDGES).execute()
+
     edges: list[dict[str, Any]] = []
     seen = {customer}
     entities: list[str] = []
@@ -447,6 +449,7 @@ def _relation_graph(
             if typed and kind in spec.shared_types:
                 entities.append(other)
         edges.append({"source": customer, "target": other, "relation_type": str(item.relation_type)})
+
     if entities:
         sharing = counted.filter(counted.related_id.isin(entities) & (counted.customer_id != customer))
         sharing = sharing.select("customer_id", "related_id", "relation_type").order_by(["related_id", "customer_id"])

@@ -112,7 +112,7 @@ def run_stage(
     notices = checks.check_customers(tables)
     ranges = checks.date_ranges(tables)
     dates = checks.resolve_dates(as_of, as_of_dates, ranges)
-    notices += checks.check_orphans(tables)
+    notices += checks.check_orphans(tables, spec)
     spec, discovered = checks.discover_values(tables, spec)
     notices += discovered + checks.window_notices(dates, ranges, spec)
     for notice in notices:
