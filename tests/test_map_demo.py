@@ -1,11 +1,11 @@
 """engagements/demo through the runner: the map stage notebook on a small demo bank.
 
 A copy of the engagement runs ingest and the map (two of its monthly dates,
-to keep the test short) as `relmap run` does. The checks: the notebook runs
-offline without errors, no personal data leaves the stage, every customer is
-in every partition, the lifetime quartet equals an independent
-implementation of lifetimes' definition, and the demo's planted signals show
-in the features that should carry them.
+to keep the test short) as `relmap run` does. The notebook must run offline
+without errors, and no personal data may leave the stage. Every customer is
+in every partition, and the lifetime quartet equals an independent
+implementation of lifetimes' definition. The demo's planted signals show in
+the features that should carry them.
 """
 
 from __future__ import annotations
@@ -116,10 +116,10 @@ def lifetimes_summary(transactions: pd.DataFrame, as_of: str) -> pd.DataFrame:
     """Compute lifetimes' summary_data_from_transaction_data(freq='D') by its definition, in pandas.
 
     Transactions are cut at the end of ``as_of`` and summed per customer and
-    calendar day. frequency is the purchase days minus 1, recency the days from
-    the first to the last purchase day, T the days from the first purchase day
-    to as_of, monetary_value the mean daily sum after the first day (0 without
-    repeat days), as lifetimes 0.11 documents them.
+    calendar day. frequency is the purchase days minus 1 and recency the days
+    from the first to the last purchase day. T is the days from the first
+    purchase day to as_of, and monetary_value the mean daily sum after the
+    first day (0 without repeat days). lifetimes/utils.py computes them so.
     """
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     rows = transactions[transactions.txn_time < end].copy()

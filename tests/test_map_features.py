@@ -16,8 +16,8 @@ from relmap_utils.features import MapSpec, build_map
 from test_map_pointintime import SPEC
 from test_map_support import AS_OF, frames, load
 
-# c1's monthly net flow, June 2024 back to July 2023: salary 10,000 a month; in June
-# +5 - 100 - 50 - 1,000, in May -200, in January the bonus 20,000 and -300, in August -400.
+# c1's monthly net flow, June 2024 back to July 2023. The salary is 10,000 every month. On top
+# come +5 - 100 - 50 - 1,000 in June, -200 in May, the bonus 20,000 and -300 in January, -400 in August.
 C1_NET = [8_855, 9_800, 10_000, 10_000, 10_000, 29_700, 10_000, 10_000, 10_000, 10_000, 9_600, 10_000]
 
 EXPECTED = [

@@ -49,6 +49,7 @@ def future_tables() -> dict[str, pd.DataFrame]:
     """The tiny bank plus rows dated after 2024-06-30 in every dated table, and future-dated updates."""
     tables = frames()
     later = pd.Timestamp("2024-07-01 00:00:00")
+
     tables["transactions"] = pd.concat([tables["transactions"], pd.DataFrame({
         "txn_id": ["f1", "f2", "f3"],
         "customer_id": ["c1", "c2", "c4"],
@@ -60,6 +61,7 @@ def future_tables() -> dict[str, pd.DataFrame]:
         "txn_type": ["消费", "代发工资", "消费"],
         "counterparty_id": ["M9", "E2", "M9"],
     })], ignore_index=True)
+
     tables["events"] = pd.concat([tables["events"], pd.DataFrame({
         "customer_id": ["c1", "c4"],
         "event_time": [later, later + pd.Timedelta(days=3)],
@@ -67,10 +69,12 @@ def future_tables() -> dict[str, pd.DataFrame]:
         "topic": ["travel", "education"],
         "device_id": ["D7", "D8"],
     })], ignore_index=True)
+
     tables["balances"] = _append(tables["balances"], [
         {"account_id": "a1", "customer_id": "c1", "month": "2024-07-31", "balance": 1.0},
         {"account_id": "a5", "customer_id": "c1", "month": "2024-07-31", "balance": 9_000.0},
     ])
+
     accounts = _append(tables["accounts"], [
         {"account_id": "a6", "customer_id": "c4", "product_family": "loan", "product_code": "L02",
          "open_date": "2024-07-02", "limit_amount": 10_000.0},
@@ -78,6 +82,7 @@ def future_tables() -> dict[str, pd.DataFrame]:
     # A deposit that closes after as_of was still held on as_of.
     accounts.loc[accounts.account_id == "a1", "close_date"] = pd.Timestamp("2024-09-30")
     tables["accounts"] = accounts
+
     relations = _append(tables["relations"], [
         {"customer_id": "c4", "related_id": "P1", "relation_type": "phone", "related_type": "phone",
          "start_date": "2024-07-10"},
@@ -86,6 +91,7 @@ def future_tables() -> dict[str, pd.DataFrame]:
     ])
     relations.loc[relations.related_id == "ADDR1", "end_date"] = pd.Timestamp("2024-08-31")
     tables["relations"] = relations
+
     tables["repayments"] = _append(tables["repayments"], [
         {"loan_id": "L1", "customer_id": "c1", "due_date": "2024-07-10", "paid_date": None},
     ])

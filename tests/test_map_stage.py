@@ -111,8 +111,8 @@ def test_summary(result, run_dir):
     assert summary["features"]["included"] == result["summary"]["features"]["included"]
     assert summary["spec"]["topics"] == ["education", "travel"]
     codes = {notice["code"] for notice in summary["notices"]}
-    # x9 is not a customer; devices and accounts are never shared in the tiny bank;
-    # the data starts after the 12-month windows of the three dates begin.
+    # x9 is not a customer, and no device or account is shared in the tiny bank.
+    # The data starts after the 12-month windows of the three dates begin.
     assert {"unknown_related_customers", "values_absent", "window_before_data"} <= codes
     assert all(notice["message_zh"] and notice["message_en"] for notice in summary["notices"])
     assert summary["data_ranges"]["transactions"]["first"] == "2023-07-10"

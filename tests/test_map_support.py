@@ -2,9 +2,10 @@
 
 Four customers (ids are short stand-ins for pseudonyms):
 
-- ``c1``: born 1990-07-01, customer since 2020-01-15, married teacher in 上海; salary 10,000 on
-  the 10th of every month from July 2023, a year-end bonus, four purchase days, a deposit, a
-  card, a closed loan, a phone shared with c2, an address change in June 2024, a late instalment;
+- ``c1``: born 1990-07-01, customer since 2020-01-15, married teacher in 上海. A salary of 10,000
+  arrives on the 10th of every month from July 2023, with a year-end bonus. c1 buys on four days,
+  holds a deposit, a card and a closed loan, shares a phone with c2, changes address in June 2024
+  and pays an instalment late;
 - ``c2``: born 1960-06-30, customer since 2024-05-10; one purchase; a wealth product; defaulted
   on 2024-06-15;
 - ``c3``: joins on 2024-08-01, after the main as_of;
