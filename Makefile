@@ -10,7 +10,7 @@ STAMP := $(VENV)/.relmap-installed
 INSTALL_LOG := $(VENV)/install.log
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system clean-venv
+.PHONY: demo test install system system-test clean-venv
 
 $(STAMP): pyproject.toml
 	@echo "[1/3] Creating the Python environment in $(VENV)"
@@ -28,11 +28,14 @@ install: $(STAMP)
 system:
 	@bash scripts/ensure_system_packages.sh
 
+system-test:
+	@bash scripts/ensure_system_packages.sh --with-browser
+
 demo: $(STAMP) system
 	@echo "Running the demo engagement (relmap demo)"
 	@$(BIN)/relmap demo
 
-test: $(STAMP) system
+test: $(STAMP) system-test
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

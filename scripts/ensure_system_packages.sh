@@ -6,6 +6,12 @@
 # prints what to install and carries on.
 set -euo pipefail
 
+# --with-browser also installs Chromium (the tests need it; the demo does not).
+with_browser=false
+if [ "${1:-}" = "--with-browser" ]; then
+  with_browser=true
+fi
+
 have_cjk_font() {
   command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh family 2>/dev/null | grep -q .
 }
@@ -16,7 +22,7 @@ have_chromium() {
   command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 }
 
-if ! have_chromium; then
+if [ "$with_browser" = true ] && ! have_chromium; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Chromium and its driver (chromium, chromium-driver) ..."
     export DEBIAN_FRONTEND=noninteractive
