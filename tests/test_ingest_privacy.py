@@ -231,3 +231,14 @@ def test_scan_counts_long_digits_under_number_headers(backend):
     found = scan_personal_data(table)
 
     assert found == {"卡号": {"number": 2, "card": 1}, "开户人": {"name": 3}}
+
+
+def test_scan_skips_digits_inside_codes(backend):
+    # The 16 digits after TX pass the Luhn check, but they are part of a code.
+    table = ibis.memtable({"流水号": ["TX" + VALID_CARDS[2], "A13812345678", VALID_IDS[0] + "B"]})
+
+    assert scan_personal_data(table) == {}
+
+
+def test_pseudonym_accepts_text_key():
+    assert pseudonymize_value("张三", KEY.decode("ascii")) == pseudonymize_value("张三", KEY)

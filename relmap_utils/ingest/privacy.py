@@ -53,10 +53,11 @@ MOBILE = r"^(\+?86[- ]?)?1[3-9]\d{9}$"
 CARD = r"^\d{16,19}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 # The same kinds found inside free text ("联系电话13812340001"): a candidate
-# must not touch other digits, and group 2 is checked for its check digit.
-EMBEDDED_RESIDENT_ID = r"(^|[^0-9])([0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)"
-EMBEDDED_MOBILE = r"(^|[^0-9])(\+?86[- ]?)?1[3-9][0-9]{9}([^0-9]|$)"
-EMBEDDED_CARD = r"(^|[^0-9])([0-9]{16,19})([^0-9]|$)"
+# must not touch other digits or Latin letters, so codes such as
+# TX2023010500012345 are not read as cards. Group 2 is checked for its check digit.
+EMBEDDED_RESIDENT_ID = r"(^|[^0-9A-Za-z])([0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)"
+EMBEDDED_MOBILE = r"(^|[^0-9A-Za-z+])(\+?86[- ]?)?1[3-9][0-9]{9}([^0-9A-Za-z]|$)"
+EMBEDDED_CARD = r"(^|[^0-9A-Za-z])([0-9]{16,19})([^0-9A-Za-z]|$)"
 EMBEDDED_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 # Long runs of digits under a card, ID, phone or account header are personal
 # even when no check digit fits (a 20-digit card number, a damaged ID number).
@@ -126,21 +127,24 @@ def normalize_value(value: str) -> str:
     return text
 
 
-def pseudonymize_value(value: str, key: bytes) -> str:
+def pseudonymize_value(value: str, key: bytes | str) -> str:
     """Return the pseudonym ingest writes for ``value``.
 
     Parameters
     ----------
     value : str
         The original value, as text.
-    key : bytes
-        Key from :func:`get_key`.
+    key : bytes or str
+        Key from :func:`get_key`, or the same key as text (encoded as UTF-8
+        after trimming, as :func:`get_key` does).
 
     Returns
     -------
     str
         :data:`PSEUDONYM_LENGTH` lowercase hex digits.
     """
+    if isinstance(key, str):
+        key = key.strip().encode("utf-8")
     normalized = normalize_value(str(value)).encode("utf-8")
     return hmac.new(key, normalized, hashlib.sha256).hexdigest()[:PSEUDONYM_LENGTH]
 
