@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from relmap_utils.config import Source
 from relmap_utils.context import RunContext
 from relmap_utils.errors import PrivacyError, SourceError
 from relmap_utils.i18n import tr
 from relmap_utils.ingest import run_ingest, validate_sources
 from relmap_utils.ingest.privacy import MaskedHeaders, text_looks_personal
+from relmap_utils.ingest.source import check_query
 
 # Fictitious values: region 990000 is not issued; the mobile numbers are examples.
 ID_NUMBER = "990000199001011239"
@@ -101,3 +104,94 @@ def test_file_that_is_not_a_table_shows_no_contents(tmp_path):
         run_ingest(ctx)
 
     assert "root" not in str(caught.value)
+
+
+def _amounts(tmp_path: Path, values: list[str]) -> RunContext:
+    lines = [f"{index:04d},男,2023-01-05,{value}" for index, value in enumerate(values, start=1)]
+    columns = {**MAPPING, "年收入": {"name": "income", "role": "amount"}}
+    return _context(tmp_path, "客户号,性别,开户日期,年收入\n" + "\n".join(lines) + "\n", columns)
+
+
+def test_bad_amounts_past_threshold_stop_ingest(tmp_path):
+    # Row numbers are line numbers of the file, the header being line 1.
+    ctx = _amounts(tmp_path, ["1"] * 18 + ['"1,2,3"', "--5"])
+
+    with pytest.raises(SourceError, match=r"列 年收入.*20 个非空值中有 2 个无法解析（首个在第 20 行，形如 9,9,9）"):
+        run_ingest(ctx)
+
+
+def test_few_bad_amounts_are_counted(tmp_path):
+    ctx = _amounts(tmp_path, ["1"] * 39 + ["5万万"])
+
+    report = run_ingest(ctx)
+
+    by_name = {source["name"]: source for source in report["sources"]}
+    assert by_name["cust"]["unparsed_values"] == {"income": 1}
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("select customer_id from cust; DROP VIEW cust; select 'x' as customer_id", r"必须是一条 SELECT.*现在是：SELECT, DROP, SELECT"),
+        ("select customer_id from cust; DROP TABLE cust; --", r"必须是一条 SELECT"),
+        ("select * from read_csv_auto('/etc/passwd')", r"直接读取了文件或表函数 read_csv_auto\(\.\.\.\)"),
+        ("with c as (select * from cust) select * from c join 'other.csv' using (customer_id)", r"直接读取了文件或表函数 other\.csv"),
+        ("select * from read_parquet('x.parquet')", r"read_parquet"),
+    ],
+    ids=["drop-view", "drop-table", "read-csv", "path-as-table", "read-parquet"],
+)
+def test_query_source_rejected_before_running(tmp_path, sql, message):
+    ctx = _context(tmp_path, "客户号,性别,开户日期\n0001,男,2023-01-05\n")
+    config = yaml.safe_load((ctx.run_dir / "engagement.yaml").read_text(encoding="utf-8"))
+    config["sources"][0].pop("table")
+    config["sources"].append({"name": "q", "table": "customers", "sql": sql})
+    for folder in (ctx.engagement_dir, ctx.run_dir):
+        (folder / "engagement.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    ctx = RunContext.open(ctx.run_dir)
+
+    with pytest.raises(SourceError, match=message):
+        run_ingest(ctx)
+    assert re.search(message, _validate_messages(ctx))
+
+
+def test_query_source_with_cte_and_range_allowed():
+    check_query(Source(name="q", table="customers", sql="with c as (select * from cust) select c.*, r.range from c, range(2) r;"))
+
+
+def _two_sources(tmp_path: Path, first: str, second: str, columns: dict, second_columns: dict) -> RunContext:
+    ctx = _context(tmp_path, first, columns)
+    (ctx.engagement_dir / "data" / "customers2.csv").write_text(second, encoding="utf-8")
+    config = yaml.safe_load((ctx.run_dir / "engagement.yaml").read_text(encoding="utf-8"))
+    config["sources"].append({"name": "cust2", "path": "data/customers2.csv", "table": "customers", "columns": second_columns})
+    for folder in (ctx.engagement_dir, ctx.run_dir):
+        (folder / "engagement.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return RunContext.open(ctx.run_dir)
+
+
+def test_conflicting_declared_roles_name_both_sources(tmp_path):
+    columns = {**MAPPING, "年收入": {"name": "income", "role": "amount"}}
+    second = {"客户号": "customer_id", "年收入": {"name": "income", "role": "date"}}
+    ctx = _two_sources(
+        tmp_path, "客户号,性别,开户日期,年收入\n0001,男,2023-01-05,12\n", "客户号,年收入\n0009,2023-01-01\n", columns, second
+    )
+
+    with pytest.raises(SourceError, match=r"列 income 在两个数据源中声明的角色冲突：cust 为 amount，cust2 为 date"):
+        run_ingest(ctx)
+
+
+def test_disagreeing_guessed_types_keep_text(tmp_path):
+    import pyarrow.parquet as pq
+
+    ctx = _two_sources(
+        tmp_path,
+        "客户号,性别,开户日期,分数\n0001,男,2023-01-05,5\n0002,女,2023-01-06,6\n",
+        "客户号,分数\n0009,2023-01-01\n0010,2023-01-02\n",
+        MAPPING,
+        {"客户号": "customer_id"},
+    )
+
+    report = run_ingest(ctx)
+
+    assert report["tables"]["customers"]["columns_kept_as_text"] == ["分数"]
+    values = pq.read_table(ctx.tables_dir / "customers.parquet", columns=["分数"]).column(0).to_pylist()
+    assert values == ["5", "6", "2023-01-01", "2023-01-02"]

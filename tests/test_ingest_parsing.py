@@ -254,12 +254,14 @@ def test_declared_type_that_does_not_fit_stops(tmp_path, backend):
 
 
 def test_declared_date_few_unparsed(tmp_path, backend):
-    text = "id,opened\n1,2023-01-05\n2,2023-02-05\n3,someday\n"
+    # One failure in 21 values stays under the 5 % that stops ingest.
+    good = "".join(f"{number},2023-01-{number:02d}\n" for number in range(1, 21))
+    text = "id,opened\n" + good + "21,someday\n"
 
     result = _read(tmp_path, backend, text, columns={"opened": {"name": "opened", "role": "date"}})
 
     assert result.info["unparsed_values"] == {"opened": 1}
-    assert result.table["opened"].to_pyarrow().to_pylist()[2] is None
+    assert result.table["opened"].to_pyarrow().to_pylist()[20] is None
 
 
 def test_mapped_column_absent_lists_available(tmp_path, backend):

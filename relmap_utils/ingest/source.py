@@ -11,12 +11,14 @@ the result in a temporary DuckDB table. Privacy treatments come later, per canon
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
@@ -39,9 +41,9 @@ from relmap_utils.ingest.typing import (
 logger = logging.getLogger(__name__)
 
 TEXT_TYPES = ("id", "category", "text")
-# Above this share of unparseable values a declared type is taken to be wrong
+# Above this share of unparseable values (5 % of the non-missing ones) a declared type is taken to be wrong
 # (a wrong role or date format), and ingest stops instead of writing NULLs.
-MAX_UNPARSED_SHARE = 0.5
+MAX_UNPARSED_SHARE = 0.05
 # Types of unmapped columns are guessed from the first rows; the typed pass
 # then checks the guess against every row (see _type_columns).
 PROFILE_SAMPLE_ROWS = 200_000
@@ -184,7 +186,62 @@ def _text_table(
     return table, layout
 
 
+# Table functions a query source may call: they generate rows and read no file.
+QUERY_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+
+
+def _tree_nodes(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _tree_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tree_nodes(value)
+
+
+def check_query(source: Source) -> None:
+    """Reject a query source that is not one SELECT or that reads files itself.
+
+    A query may only combine other sources: the runner hashes the files of
+    sources into the manifest, so a file a query read directly
+    (``read_csv(...)``, ``FROM 'x.csv'``) would escape the record, and a
+    second statement could drop or replace the views of other sources.
+
+    Parameters
+    ----------
+    source : Source
+        A source with ``sql``.
+
+    Raises
+    ------
+    SourceError
+        ``ingest.query_not_select`` for several statements or one that is not
+        a SELECT (WITH ... SELECT included), ``ingest.query_reads_file`` for
+        a table function other than :data:`QUERY_TABLE_FUNCTIONS` or a table
+        named by a path.
+    """
+    sql = source.sql or ""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return  # a syntax error is reported with DuckDB's message when the query runs
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(statement.type.name for statement in statements) or "-"
+        raise SourceError("ingest.query_not_select", source=source.name, statements=kinds)
+    with duckdb.connect() as con:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    for node in _tree_nodes(tree):
+        if node.get("type") == "TABLE_FUNCTION":
+            name = str((node.get("function") or {}).get("function_name", "?"))
+            if name.lower() not in QUERY_TABLE_FUNCTIONS:
+                raise SourceError("ingest.query_reads_file", source=source.name, reference=f"{name}(...)")
+        elif node.get("type") == "BASE_TABLE" and re.search(r"[./\\]", str(node.get("table_name", ""))):
+            raise SourceError("ingest.query_reads_file", source=source.name, reference=str(node["table_name"]))
+
+
 def _query_table(source: Source, backend: Any, staging: dict[str, ir.Table] | None, number: int) -> ir.Table:
+    check_query(source)
     con = backend.con
     for name, table in (staging or {}).items():
         con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {backend.compile(table)}')

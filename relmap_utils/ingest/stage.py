@@ -15,6 +15,7 @@ without a pseudonym.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -76,12 +77,57 @@ def check_required(source: Source, columns: set[str]) -> None:
         )
 
 
-def _union(table_name: str, parts: list[tuple[Source, ReadResult]]) -> tuple[ir.Table, dict[str, str]]:
-    canonical_order = [column.name for column in schema.TABLES[table_name].columns]
-    present: dict[str, str] = {}
-    for _, result in parts:
+# Column types stored alike; sources of one table may mix kinds of one group.
+_TYPE_GROUPS = {
+    "id": "text", "category": "text", "text": "text",
+    "amount": "number", "number": "number", "integer": "number",
+    "date": "date", "datetime": "date",
+    "boolean": "boolean",
+}
+# Within the number and date groups, the kind that holds the values of the others.
+_WIDEST = ("amount", "number", "integer", "datetime", "date")
+
+
+def _column_kinds(table_name: str, parts: list[tuple[Source, ReadResult]]) -> tuple[dict[str, str], list[str]]:
+    """Return one kind per column of a table filled by several sources, and the columns kept as text.
+
+    Raises
+    ------
+    SourceError
+        When two sources declare roles of different groups (amount and
+        date, say) for one canonical column.
+    """
+    seen: dict[str, list[tuple[str, str, str | None]]] = {}
+    for source, result in parts:
         for column, kind in result.column_types.items():
-            present.setdefault(column, kind)
+            seen.setdefault(column, []).append((source.name, kind, result.roles.get(column)))
+    kinds: dict[str, str] = {}
+    fallbacks: list[str] = []
+    for column, entries in seen.items():
+        groups = {_TYPE_GROUPS.get(kind, kind) for _, kind, _ in entries}
+        if len(groups) == 1:
+            present = {kind for _, kind, _ in entries}
+            widest = [kind for kind in _WIDEST if kind in present]
+            kinds[column] = widest[0] if widest else entries[0][1]
+            continue
+        declared = [entry for entry in entries if entry[2] is not None]
+        for first, second in itertools.combinations(declared, 2):
+            if _TYPE_GROUPS.get(first[1]) != _TYPE_GROUPS.get(second[1]):
+                raise SourceError(
+                    "ingest.role_conflict", table=table_name, column=column,
+                    first=first[0], first_role=first[2], second=second[0], second_role=second[2],
+                )
+        # A guessed type disagrees: text keeps every value of every source.
+        kinds[column] = "text"
+        fallbacks.append(column)
+    if fallbacks:
+        logger.warning("table %s: sources disagree on the type of %s, kept as text", table_name, ", ".join(fallbacks))
+    return kinds, fallbacks
+
+
+def _union(table_name: str, parts: list[tuple[Source, ReadResult]]) -> tuple[ir.Table, dict[str, str], list[str]]:
+    canonical_order = [column.name for column in schema.TABLES[table_name].columns]
+    present, fallbacks = _column_kinds(table_name, parts)
     order = [name for name in canonical_order if name in present]
     order += [name for name in present if name not in order]
 
@@ -97,7 +143,7 @@ def _union(table_name: str, parts: list[tuple[Source, ReadResult]]) -> tuple[ir.
                 columns[name] = ibis.null(target)
         aligned.append(result.table.select(**columns))
     table = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)
-    return table, {name: present[name] for name in order}
+    return table, {name: present[name] for name in order}, fallbacks
 
 
 def _treatments(
@@ -215,7 +261,7 @@ def group_by_table(results: list[tuple[Source, ReadResult]]) -> dict[str, list[t
 
 def scan_tables(
     engagement: Engagement, by_table: dict[str, list[tuple[Source, ReadResult]]]
-) -> tuple[dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]], list[Msg]]:
+) -> tuple[dict[str, tuple[ir.Table, dict[str, str], dict[str, str], list[str]]], list[Msg]]:
     """Union the sources of each canonical table, choose the privacy treatments and scan for personal data.
 
     ``relmap run`` (:func:`run_ingest`) and ``relmap validate`` both call
@@ -230,15 +276,16 @@ def scan_tables(
     Returns
     -------
     prepared : dict
-        Table name to (union of its sources, column types, treatments).
+        Table name to (union of its sources, column types, treatments,
+        columns kept as text because the sources' guessed types disagree).
     problems : list of Msg
         One ``ingest.personal_column`` message per column and kind of
         personal data found in a column without a treatment.
     """
-    prepared: dict[str, tuple[ir.Table, dict[str, str], dict[str, str]]] = {}
+    prepared: dict[str, tuple[ir.Table, dict[str, str], dict[str, str], list[str]]] = {}
     problems: list[Msg] = []
     for table_name, parts in by_table.items():
-        union, types = _union(table_name, parts)
+        union, types, fallbacks = _union(table_name, parts)
         treatments = _treatments(engagement, table_name, list(types), parts)
         headers = {}
         for _, result in parts:
@@ -255,7 +302,7 @@ def scan_tables(
                     Msg("ingest.personal_column", table=table_name, column=column, kind=Msg(f"ingest.kind.{kind}"),
                         count=counted("ingest.count.values", count))
                 )
-        prepared[table_name] = (union, types, treatments)
+        prepared[table_name] = (union, types, treatments, fallbacks)
     return prepared, problems
 
 
@@ -342,7 +389,7 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
     columns_doc: dict[str, dict[str, Any]] = {}
     tables_report: dict[str, Any] = {}
     privacy_report: dict[str, dict[str, list[str]]] = {"pseudonymized": {}, "dropped": {}, "year_only": {}}
-    for table_name, (union, types, treatments) in prepared.items():
+    for table_name, (union, types, treatments, fallbacks) in prepared.items():
         final, out_types = _apply_treatments(table_name, union, types, treatments, key_table)
         target = tables_dir / f"{table_name}.parquet"
         temporary = target.with_name(target.name + ".tmp")
@@ -371,11 +418,12 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
             "rows": rows,
             "columns": len(out_types),
             "sources": [source.name for source, _ in parts],
+            "columns_kept_as_text": fallbacks,
             "file": str(target.relative_to(ctx.run_dir)),
         }
         logger.info("wrote table %s: %d rows, %d columns", table_name, rows, len(out_types))
 
-    unmatched = _unmatched_personal_data(engagement, {name: list(types) for name, (_, types, _) in prepared.items()})
+    unmatched = _unmatched_personal_data(engagement, {name: list(item[1]) for name, item in prepared.items()})
     for entry in unmatched:
         logger.warning("privacy.personal_data entry %s matches no column of any table", entry)
     report = {

@@ -28,7 +28,7 @@ from relmap_utils.ingest import privacy
 from relmap_utils.ingest.encoding import normalize_encoding, open_bytes, read_sample, sniff_encoding
 from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
 from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
-from relmap_utils.ingest.source import ReadResult, read_source
+from relmap_utils.ingest.source import ReadResult, check_query, read_source
 from relmap_utils.ingest.stage import check_required, group_by_table, scan_tables
 from relmap_utils.plural import counted
 
@@ -204,6 +204,7 @@ def _check_source(source: Source, engagement_dir: Path, known: set[str], problem
         return
     try:
         if source.sql is not None:
+            check_query(source)
             unknown, columns = _query_sources(source, known - {source.name})
             if unknown:
                 problems.append(
