@@ -195,3 +195,62 @@ def test_disagreeing_guessed_types_keep_text(tmp_path):
     assert report["tables"]["customers"]["columns_kept_as_text"] == ["分数"]
     values = pq.read_table(ctx.tables_dir / "customers.parquet", columns=["分数"]).column(0).to_pylist()
     assert values == ["5", "6", "2023-01-01", "2023-01-02"]
+
+
+def _write_source_file(ctx: RunContext, data: bytes) -> None:
+    (ctx.engagement_dir / "data" / "customers.csv").write_bytes(data)
+
+
+def _zip_bytes(tmp_path: Path, member: str) -> bytes:
+    import zipfile
+
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr(member, "x")
+    return archive.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("empty", r"customers\.csv 为空（0 字节）"),
+        ("xlsx", r"是 Excel 工作簿，不是文本 CSV。请在该数据源中设置 format: excel"),
+        ("xls", r"是 Excel 工作簿"),
+        ("zip", r"是 ZIP 压缩包，不是文本 CSV"),
+    ],
+)
+def test_file_that_is_not_text_csv(tmp_path, kind, message):
+    ctx = _context(tmp_path, "")
+    data = {
+        "empty": b"",
+        "xlsx": _zip_bytes(tmp_path, "xl/workbook.xml"),
+        "xls": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100,
+        "zip": _zip_bytes(tmp_path, "customers.csv"),
+    }[kind]
+    _write_source_file(ctx, data)
+
+    with pytest.raises(SourceError, match=message):
+        run_ingest(ctx)
+    assert re.search(message, _validate_messages(ctx))
+
+
+def test_single_line_file_gives_message(tmp_path):
+    ctx = _context(tmp_path, "客户号,性别,开户日期\n" + "x" * 200_000)
+
+    assert re.search(r"超过 \d+ 个字符的字段：文件可能没有换行符", _validate_messages(ctx))
+
+
+def test_misspelt_target_lists_canonical_columns(tmp_path):
+    ctx = _context(tmp_path, "客户号,性别,开户日期\n0001,男,2023-01-05\n", {**MAPPING, "性别": "gendre"})
+
+    with pytest.raises(SourceError, match=r"映射到 gendre.*是 gender 的笔误。表 customers 的标准列：customer_id, .*gender"):
+        run_ingest(ctx)
+    assert "gendre" in _validate_messages(ctx)
+
+
+def test_extra_target_extending_a_canonical_name_kept(tmp_path):
+    ctx = _context(tmp_path, "客户号,性别,开户日期,收入95\n0001,男,2023-01-05,3\n", {**MAPPING, "收入95": "income_1995"})
+
+    report = run_ingest(ctx)
+
+    assert report["tables"]["customers"]["rows"] == 1

@@ -200,13 +200,54 @@ def _tree_nodes(node: Any) -> Any:
             yield from _tree_nodes(value)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls
+
+
+def check_file_kind(source: Source, path: Path, fmt: str) -> None:
+    """Reject an empty file, and a ZIP or Excel file given as a text source.
+
+    Parameters
+    ----------
+    source : Source
+    path : Path
+        The source's file, known to exist.
+    fmt : str
+        The source's resolved format.
+
+    Raises
+    ------
+    SourceError
+        ``ingest.file_empty`` for a 0-byte file; for ``csv`` and
+        ``fixed_width`` sources, ``ingest.file_is_excel`` for an .xlsx or
+        .xls workbook and ``ingest.file_is_zip`` for another ZIP archive.
+    """
+    if path.stat().st_size == 0:
+        raise SourceError("ingest.file_empty", source=source.name, file=str(path))
+    if fmt not in ("csv", "fixed_width"):
+        return
+    with path.open("rb") as handle:
+        head = handle.read(len(_OLE2_MAGIC))
+    if head.startswith(_OLE2_MAGIC):
+        raise SourceError("ingest.file_is_excel", source=source.name, file=str(path))
+    if head.startswith(_ZIP_MAGIC):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                workbook = any(name.startswith("xl/") for name in archive.namelist())
+        except zipfile.BadZipFile:
+            workbook = False
+        raise SourceError("ingest.file_is_excel" if workbook else "ingest.file_is_zip", source=source.name, file=str(path))
+
+
 def check_query(source: Source) -> None:
     """Reject a query source that is not one SELECT or that reads files itself.
 
-    A query may only combine other sources: the runner hashes the files of
+    A query may only combine other sources. The runner hashes the files of
     sources into the manifest, so a file a query read directly
-    (``read_csv(...)``, ``FROM 'x.csv'``) would escape the record, and a
-    second statement could drop or replace the views of other sources.
+    (``read_csv(...)``, ``FROM 'x.csv'``) would escape the record. A second
+    statement could drop or replace the views of other sources.
 
     Parameters
     ----------
@@ -442,6 +483,7 @@ def read_source(
         info["path"] = source.path
         if not path.is_file():
             raise SourceError("ingest.file_missing", source=source.name, file=str(path))
+        check_file_kind(source, path, fmt)
         if fmt == "parquet":
             table = backend.read_parquet(path, table_name=_internal_name("parquet", source, number))
         else:

@@ -15,6 +15,7 @@ without a pseudonym.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import logging
@@ -77,6 +78,39 @@ def check_required(source: Source, columns: set[str]) -> None:
         )
 
 
+def check_targets(source: Source) -> None:
+    """Raise SourceError when a mapping target looks like a misspelt canonical column.
+
+    A target that is not a column of the canonical table is kept as an extra
+    column. A target close to a canonical name (``gendre`` for ``gender``)
+    that neither contains it nor is contained in it is taken as a typo,
+    because it would otherwise leave the canonical column silently empty.
+
+    Raises
+    ------
+    SourceError
+        ``ingest.target_misspelt``, naming the target, the close canonical
+        name and all columns of the table.
+    """
+    if source.table is None or source.table not in schema.TABLES:
+        return
+    canonical = [column.name for column in schema.TABLES[source.table].columns]
+    for mapping in source.columns.values():
+        if mapping.name in canonical:
+            continue
+        close = [
+            name
+            for name in difflib.get_close_matches(mapping.name, canonical, n=3, cutoff=0.8)
+            # unemployment_rate_1995 extends a canonical name on purpose, gendre does not.
+            if name not in mapping.name and mapping.name not in name and abs(len(name) - len(mapping.name)) <= 2
+        ]
+        if close:
+            raise SourceError(
+                "ingest.target_misspelt", source=source.name, table=source.table, target=mapping.name,
+                suggestion=close[0], columns=", ".join(canonical),
+            )
+
+
 # Column types stored alike; sources of one table may mix kinds of one group.
 _TYPE_GROUPS = {
     "id": "text", "category": "text", "text": "text",
@@ -84,7 +118,7 @@ _TYPE_GROUPS = {
     "date": "date", "datetime": "date",
     "boolean": "boolean",
 }
-# Within the number and date groups, the kind that holds the values of the others.
+# Within the number and date groups, the kind that can store the values of the others.
 _WIDEST = ("amount", "number", "integer", "datetime", "date")
 
 
@@ -365,6 +399,7 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
                 timezone=engagement.timezone,
                 temp_dir=Path(scratch),
             )
+            check_targets(source)
             check_required(source, set(result.column_types))
             staging[source.name] = result.table
             results.append((source, result))

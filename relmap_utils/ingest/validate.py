@@ -28,8 +28,8 @@ from relmap_utils.ingest import privacy
 from relmap_utils.ingest.encoding import normalize_encoding, open_bytes, read_sample, sniff_encoding
 from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
 from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
-from relmap_utils.ingest.source import ReadResult, check_query, read_source
-from relmap_utils.ingest.stage import check_required, group_by_table, scan_tables
+from relmap_utils.ingest.source import ReadResult, check_file_kind, check_query, read_source
+from relmap_utils.ingest.stage import check_required, check_targets, group_by_table, scan_tables
 from relmap_utils.plural import counted
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ def _text_grid(source: Source, path: Path) -> tuple[list[tuple[int, list[str | N
     if separator == SPACES:
         records = [line.split() for line in lines[:HEAD_ROWS]]
     else:
-        records = list(csv.reader(io.StringIO("\n".join(lines[:HEAD_ROWS])), delimiter=separator, quotechar='"'))
+        try:
+            records = list(csv.reader(io.StringIO("\n".join(lines[:HEAD_ROWS])), delimiter=separator, quotechar='"'))
+        except csv.Error:
+            # A field over the csv module's limit: a file without line breaks or an unclosed quote.
+            raise SourceError("ingest.field_too_long", source=source.name, file=str(path), limit=csv.field_size_limit()) from None
     width = max((len(record) for record in records), default=1)
     rows = [(number, [cell if cell.strip() else None for cell in record]) for number, record in enumerate(records, start=1)]
     return rows, width, None
@@ -119,6 +123,7 @@ def source_headers(source: Source, engagement_dir: Path) -> list[str]:
     if not path.is_file():
         raise SourceError("ingest.file_missing", source=source.name, file=str(path))
     fmt = source.resolved_format(engagement_dir)
+    check_file_kind(source, path, fmt)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -221,6 +226,7 @@ def _check_source(source: Source, engagement_dir: Path, known: set[str], problem
         targets = {mapping.name for mapping in source.columns.values()}
         targets |= {header for header in headers if header not in source.columns}
         targets |= set(source.constants)
+        check_targets(source)
         check_required(source, targets)
     except (SourceError, LookupError, zipfile.BadZipFile) as exc:
         if isinstance(exc, SourceError):
