@@ -15,7 +15,7 @@ stamp="$venv/.peers-installed"
 python="${PYTHON:-python3}"
 
 pin() {
-  # Print the quoted pin of package $1 from pyproject.toml, for example duckdb==1.5.6.
+  # Print the pin of package $1 in pyproject.toml without quotes, for example duckdb==1.5.6.
   local found
   found="$(grep -o "\"$1==[^\"]*\"" "$root/pyproject.toml" | head -1 | tr -d '"')"
   if [ -z "$found" ]; then

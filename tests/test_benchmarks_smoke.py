@@ -131,6 +131,19 @@ def test_print_results_lists_targets(run_all):
     assert "relmap / DuckDB SUMMARIZE" in completed.stdout
 
 
+def test_where_time_goes_lists_passes(run_all):
+    work, _ = run_all
+    completed = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "where_time_goes.py"), str(work / f"bank_{SMALL_ROWS}.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| summary pass | 1 |" in completed.stdout
+    assert "| DuckDB execution (to_arrow_table) | 6 |" in completed.stdout
+
+
 @pytest.mark.skipif(not PEERS_PYTHON.is_file(), reason="benchmarks/.venv-peers not set up (setup_peers.sh)")
 def test_ydata_peer_runs(shared: Path, tmp_path: Path):
     out = tmp_path / "ydata.json"
