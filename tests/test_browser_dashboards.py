@@ -173,7 +173,7 @@ def test_token_becomes_session_cookie(server):
     status, _, body = request(server, "/", {"Cookie": cookie})
     assert status == 200
     assert "运行概览" in body
-    assert "数据画像" in body
+    assert "数据剖析" in body
     assert request(server, "/", {"Cookie": cookie.split("=")[0] + "=forged"})[0] == 403
 
 
@@ -293,6 +293,8 @@ class PageWatch:
 
 def open_page(browser, server: dict, path: str, min_plots: int):
     page = browser.new_page()
+    # Generous on a loaded 2-core machine; a page that never renders still fails.
+    page.set_default_timeout(120_000)
     watch = PageWatch(page)
 
     def only_local(route) -> None:
@@ -353,7 +355,7 @@ def test_payload_in_data_shows_as_text(browser, server, tmp_path):
 def test_profiling_page_renders(browser, server, tmp_path):
     page, watch = open_page(browser, server, "/pages/01_profiling", min_plots=3)
     page.screenshot(path=str(tmp_path / "profiling.png"), full_page=True)
-    assert page.locator("h1").first.inner_text() == "数据画像"
+    assert page.locator("h1").first.inner_text() == "数据剖析"
     assert "发现的问题（按严重程度排序）" in page.locator("h2").all_inner_texts()
     assert watch.errors == []
     assert watch.foreign_hosts(server["port"]) == []

@@ -22,7 +22,7 @@ DOUBLED = re.compile(r"。。|，，|、、|；；|：：|！！|？？|(?<!\.)\
 MESSAGE_PARAMETERS = ("detail", "evalue", "error", "problems", "message", "scope")
 PUNCTUATION_AFTER = re.compile(r"\{(" + "|".join(MESSAGE_PARAMETERS) + r")\}[。．.！!？?；;，,：:]")
 # Catalogs of other modules that still put a full stop after an embedded message.
-KNOWN_OFFENDERS = {"core": "config.yaml_syntax", "engine": "engine.spark_start_failed", "serve": "serve.cannot_listen"}
+KNOWN_OFFENDERS: dict[str, str] = {}
 
 
 def _entries(area: str) -> dict[str, dict[str, str]]:
@@ -88,11 +88,7 @@ def test_privacy_error_inside_notebook_failure(locale, tmp_path):
 # The stage names in Chinese: ingest is 数据导入, profiling is 数据剖析.
 OTHER_STAGE_TERMS = {"数据接入": "数据导入", "数据画像": "数据剖析"}
 # Files of other modules that still use the other terms.
-TERMS_ELSEWHERE = {
-    "README.zh-CN.md",
-    "notebooks/reports/01_profiling.ipynb",
-    "relmap_utils/locale/zh_CN/LC_MESSAGES/export.po",
-}
+TERMS_ELSEWHERE: set[str] = set()
 
 
 def _worded_files() -> list[str]:

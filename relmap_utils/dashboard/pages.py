@@ -5,7 +5,7 @@ notebook ``notebooks/reports/<stage-id>.ipynb``. Its notebook metadata holds
 ``relmap.page`` with the page title in both languages and a sort order::
 
     {"relmap": {"page": {"stage": "01_profiling", "order": 10,
-                         "title": {"zh_CN": "数据画像", "en": "Data profiling"}}}}
+                         "title": {"zh_CN": "数据剖析", "en": "Data profiling"}}}}
 
 A run shows a stage's page when the stage succeeded (or was reused) in the
 run and wrote ``artifacts/<stage-id>/summary.json``. The overview page
