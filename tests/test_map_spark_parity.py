@@ -132,3 +132,37 @@ def test_spark_map_equals_duckdb(spark_backend, duckdb_backend, tables_dir, as_o
             first = rows[0]
             mismatches[column] = (len(rows), expected[column].iloc[first], actual[column].iloc[first])
     assert mismatches == {}, "column: (rows that differ, DuckDB value, Spark value) of the first difference"
+
+
+def test_map_stage_runs_on_spark_engine(spark_backend, duckdb_backend, tables_dir, tmp_path, monkeypatch):
+    """With engine.backend pyspark in the run's engagement.yaml, stage 02 builds the map on Spark."""
+    import yaml
+
+    from relmap_utils.context import RunContext
+    from relmap_utils.features import run_stage
+
+    source_run = tables_dir.parents[2]
+    run_dir = tmp_path / source_run.name
+    shutil.copytree(source_run, run_dir, ignore=shutil.ignore_patterns("02_map"))
+    snapshot = yaml.safe_load((run_dir / "engagement.yaml").read_text(encoding="utf-8"))
+    snapshot["engine"] = {"backend": "pyspark", "threads": 2, "spark_conf": {"spark.sql.shuffle.partitions": "2"}}
+    (run_dir / "engagement.yaml").write_text(yaml.safe_dump(snapshot, allow_unicode=True), encoding="utf-8")
+
+    backends = []
+    original = spark.connect_spark
+
+    def recording_connect(*args, **kwargs):
+        backend = original(*args, **kwargs)
+        backends.append(backend)
+        return backend
+
+    monkeypatch.setattr(spark, "connect_spark", recording_connect)
+    result = run_stage(RunContext.open(run_dir, engagement_dir=source_run.parent.parent), as_of=AS_OF_DATES[0])
+
+    assert len(backends) == 1
+    assert backends[0]._session is spark_backend._session
+    written = pd.read_parquet(result["partitions"][result["as_of_dates"][-1]])
+    spec = discovered_spec(duckdb_backend, tables_dir, prefix="")
+    expected, _ = build(duckdb_backend, tables_dir, AS_OF_DATES[0], spec, prefix="")
+    assert written["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert list(written.columns) == [name for name in expected.columns if name != "as_of"]
