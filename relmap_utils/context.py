@@ -63,7 +63,7 @@ class RunContext:
         """Return a fresh Ibis backend for this engagement's engine."""
         from relmap_utils.engine import connect
 
-        return connect(self.engagement.engine)
+        return connect(self.engagement.engine, timezone=self.engagement.timezone)
 
     def canonical_tables(self, backend: Any) -> dict[str, Any]:
         """Register every canonical table present in the run as an Ibis table."""

@@ -377,3 +377,16 @@ def test_notebook_runs_under_papermill(bank, tmp_path):
     text = output.read_text(encoding="utf-8")
     assert "loan_accounts" in text
     assert "990000199001011239" not in text
+
+
+def test_ingest_reads_files_with_duckdb_on_a_spark_engagement(bank, monkeypatch):
+    def no_spark(*args, **kwargs):
+        raise AssertionError("ingest must not start a Spark session")
+
+    monkeypatch.setattr("relmap_utils.spark.spark_session", no_spark, raising=False)
+    bank.engagement.engine.backend = "pyspark"
+
+    run_ingest(bank)
+
+    customers = pq.read_table(bank.tables_dir / "customers.parquet")
+    assert customers.num_rows == 3

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from relmap_utils import schema
 from relmap_utils.config import Engagement, Source
 from relmap_utils.context import INGEST_STAGE, RunContext
+from relmap_utils.engine import connect
 from relmap_utils.errors import PrivacyError, SourceError
 from relmap_utils.i18n import Msg
 from relmap_utils.ingest import privacy
@@ -371,7 +372,10 @@ def run_ingest(ctx: RunContext) -> dict[str, Any]:
     key = privacy.get_key(engagement.privacy)
     _check_tables(engagement)
 
-    backend = ctx.connect()
+    # Source files are read by DuckDB on the driver whatever engine.backend says: the readers,
+    # date parsing and keyed hashing use DuckDB functions. Later stages read the Parquet
+    # tables written here with the configured engine (Spark included).
+    backend = connect(ctx.engagement.engine.model_copy(update={"backend": "duckdb"}))
     try:
         report = _ingest(ctx, engagement, backend, key)
     except (SourceError, PrivacyError) as exc:
