@@ -50,6 +50,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "00_ingest", Path("00_ingest.ipynb")),
     Stage("profiling", "01_profiling", Path("01_profiling.ipynb"), ("ingest",)),
     Stage("map", "02_map", Path("02_map.ipynb"), ("ingest",)),
+    Stage("segmentation", "03_segmentation", Path("03_segmentation.ipynb"), ("map",)),
+    Stage("propensity", "04_propensity", Path("04_propensity.ipynb"), ("map",)),
+    Stage("risk", "05_risk", Path("05_risk.ipynb"), ("map",)),
 )
 
 
