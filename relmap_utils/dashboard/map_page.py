@@ -19,11 +19,11 @@ from relmap_utils import charts
 from relmap_utils.dashboard import render
 from relmap_utils.dashboard.customers import Dimension
 from relmap_utils.dashboard.overview import run_facts
-from relmap_utils.dashboard.pages import REPORTS_DIR, find_page, registered_pages
+from relmap_utils.dashboard.pages import REPORTS_DIR
 from relmap_utils.dashboard.privacy import merge_small_groups, visible_values
-from relmap_utils.dashboard.run import DashboardRun, open_run
+from relmap_utils.dashboard.run import DashboardRun
+from relmap_utils.dashboard.stage_page import StagePage
 from relmap_utils.dashboard.widgets import Filters, FilterSpec, filtered_section
-from relmap_utils.errors import RunError
 from relmap_utils.i18n import tr
 
 STAGE_ID = "02_map"
@@ -34,31 +34,18 @@ DIMENSIONS = {"region": ("region", "city"), "segment": ("segment", "city_tier")}
 MIX_COLUMNS = ("life_stage", "age_band")
 
 
-class MapPage:
+class MapPage(StagePage):
     """Sections of ``notebooks/reports/02_map.ipynb``; each method displays one section."""
 
+    stage_id = STAGE_ID
+
     def __init__(self, run: DashboardRun, pages_folder: Path = REPORTS_DIR) -> None:
-        summary = run.summary(STAGE_ID)
-        if summary is None:
-            raise RunError("dashboard.stage_missing", stage=STAGE_ID, run=str(run.run_dir))
-        self.run = run
-        self.summary = summary
-        page = find_page(registered_pages(pages_folder), STAGE_ID)
-        self.title = page.title_in() if page else STAGE_ID
-        self.coverage = self._read("coverage.parquet")
-        self.dictionary = self._read("feature_dictionary.parquet")
-        dates = summary.get("as_of_dates") or []
+        super().__init__(run, pages_folder)
+        self.coverage = self.read_table("coverage.parquet")
+        self.dictionary = self.read_table("feature_dictionary.parquet")
+        dates = self.summary.get("as_of_dates") or []
         self.as_of = str(dates[-1]) if dates else None
         self.customers = self._latest_map()
-
-    @classmethod
-    def open(cls, run_dir: str | Path | None = None) -> "MapPage":
-        """Open the run (see :func:`~relmap_utils.dashboard.run.open_run`)."""
-        return cls(open_run(run_dir))
-
-    def _read(self, name: str) -> pd.DataFrame:
-        path = self.run.artifact_path(STAGE_ID, name)
-        return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
 
     def _latest_map(self) -> Any | None:
         if self.as_of is None:

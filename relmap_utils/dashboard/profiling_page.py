@@ -22,40 +22,27 @@ import pandas as pd
 from relmap_utils import charts
 from relmap_utils.dashboard import render
 from relmap_utils.dashboard.overview import run_facts
-from relmap_utils.dashboard.pages import REPORTS_DIR, find_page, registered_pages
+from relmap_utils.dashboard.pages import REPORTS_DIR
 from relmap_utils.dashboard.privacy import merge_small_groups
-from relmap_utils.dashboard.run import DashboardRun, open_run
+from relmap_utils.dashboard.run import DashboardRun
+from relmap_utils.dashboard.stage_page import StagePage
 from relmap_utils.dashboard.widgets import Filters, FilterSpec, filtered_section
-from relmap_utils.errors import RunError
 from relmap_utils.i18n import tr
 
 STAGE_ID = "01_profiling"
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 
 
-class ProfilingPage:
+class ProfilingPage(StagePage):
     """Sections of ``notebooks/reports/01_profiling.ipynb``; each method displays one section."""
 
+    stage_id = STAGE_ID
+
     def __init__(self, run: DashboardRun, pages_folder: Path = REPORTS_DIR) -> None:
-        summary = run.summary(STAGE_ID)
-        if summary is None:
-            raise RunError("dashboard.stage_missing", stage=STAGE_ID, run=str(run.run_dir))
-        self.run = run
-        self.summary = summary
-        page = find_page(registered_pages(pages_folder), STAGE_ID)
-        self.title = page.title_in() if page else STAGE_ID
-        self.findings = self._read("findings.parquet")
-        self.tables = self._read("tables.parquet")
-        self.columns = self._read("columns.parquet")
-
-    @classmethod
-    def open(cls, run_dir: str | Path | None = None) -> "ProfilingPage":
-        """Open the run (see :func:`~relmap_utils.dashboard.run.open_run`)."""
-        return cls(open_run(run_dir))
-
-    def _read(self, name: str) -> pd.DataFrame:
-        path = self.run.artifact_path(STAGE_ID, name)
-        return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+        super().__init__(run, pages_folder)
+        self.findings = self.read_table("findings.parquet")
+        self.tables = self.read_table("tables.parquet")
+        self.columns = self.read_table("columns.parquet")
 
     def header(self) -> None:
         """Display the page title, the run facts and the quality score cards."""
