@@ -50,3 +50,45 @@ def shared() -> Path:
 def cases(shared: Path) -> Path:
     """Folder of the hard-input cases, each with its expected.json."""
     return shared / "cases"
+
+
+def make_small_demo_engagement(folder: Path, n_customers: int = 500, n_transactions: int = 12_000) -> Path:
+    """Write the demo engagement.yaml and a small generated demo bank into ``folder``; return it."""
+    import shutil
+
+    from relmap_utils.demo import generate_demo_bank
+    from relmap_utils.paths import ENGAGEMENTS_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
+    generate_demo_bank(folder / "data", n_customers=n_customers, n_transactions=n_transactions)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def profiled_demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of a 500-customer demo bank through ingest and profiling, made once per test process.
+
+    Tests must not change it: take a ``demo_run_copy`` to tamper with.
+    """
+    from relmap_utils.runner import run_engagement
+
+    folder = make_small_demo_engagement(tmp_path_factory.mktemp("profiled_demo"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
+        result = run_engagement(folder, stages=["ingest", "profiling"])
+    assert result.ok, result.failure and result.failure.render("en")
+    return result.run_dir
+
+
+@pytest.fixture
+def demo_run_copy(profiled_demo_run: Path, tmp_path: Path) -> Path:
+    """A copy of ``profiled_demo_run`` inside its own engagement folder, free to change."""
+    import shutil
+
+    engagement = tmp_path / "engagement"
+    (engagement / "runs").mkdir(parents=True)
+    shutil.copy(profiled_demo_run.parent.parent / "engagement.yaml", engagement / "engagement.yaml")
+    target = engagement / "runs" / profiled_demo_run.name
+    shutil.copytree(profiled_demo_run, target)
+    return target

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -15,10 +14,8 @@ from relmap_utils.audit import diff_runs
 from relmap_utils.audit.diff import diff_notebook_cells, headline_metrics
 from relmap_utils.audit.pii_scan import mask_personal
 from relmap_utils.cli import main
-from relmap_utils.demo import generate_demo_bank
-from relmap_utils.paths import ENGAGEMENTS_DIR
 
-DEMO = ENGAGEMENTS_DIR / "demo"
+from tests.conftest import make_small_demo_engagement
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +35,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Run A: ingest and profiling. Run B: profiling again with top_n=5, reusing A's ingest."""
     from relmap_utils.runner import run_engagement
 
-    folder = tmp_path_factory.mktemp("diff_engagement")
-    shutil.copy(DEMO / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=500, n_transactions=12_000)
+    folder = make_small_demo_engagement(tmp_path_factory.mktemp("diff_engagement"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
         first = run_engagement(folder, stages=["ingest", "profiling"])

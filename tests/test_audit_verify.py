@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import yaml
 from relmap_utils.audit import verify_run
 from relmap_utils.audit.notebooks import check_notebook
 from relmap_utils.cli import main
-from relmap_utils.demo import generate_demo_bank
 from relmap_utils.manifest import sha256_file, write_manifest
 from relmap_utils.paths import ENGAGEMENTS_DIR
 
@@ -24,30 +22,16 @@ RESIDENT_ID = "11010519491231002X"  # valid check character (GB 11643-1999 examp
 MOBILE = "13812345678"
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo bank run through ingest and profiling, once for this module."""
-    from relmap_utils.runner import run_engagement
-
-    folder = tmp_path_factory.mktemp("verify_engagement")
-    shutil.copy(DEMO / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=500, n_transactions=12_000)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-        result = run_engagement(folder, stages=["ingest", "profiling"])
-    assert result.ok, result.failure and result.failure.render("en")
-    return result.run_dir
+@pytest.fixture
+def demo_run(profiled_demo_run: Path) -> Path:
+    """The shared small demo run (read only)."""
+    return profiled_demo_run
 
 
 @pytest.fixture
-def run_copy(demo_run: Path, tmp_path: Path) -> Path:
-    """A copy of the demo run inside its own engagement folder, free to tamper with."""
-    engagement = tmp_path / "engagement"
-    (engagement / "runs").mkdir(parents=True)
-    shutil.copy(demo_run.parent.parent / "engagement.yaml", engagement / "engagement.yaml")
-    target = engagement / "runs" / demo_run.name
-    shutil.copytree(demo_run, target)
-    return target
+def run_copy(demo_run_copy: Path) -> Path:
+    """A copy of the demo run, free to tamper with."""
+    return demo_run_copy
 
 
 def _verify(run: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

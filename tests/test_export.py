@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 
 from relmap_utils.audit import manifest_states, verify_run
 from relmap_utils.cli import main
-from relmap_utils.demo import generate_demo_bank
 from relmap_utils.export import (
     ExportColumn,
     ExportError,
@@ -28,36 +26,21 @@ from relmap_utils.export import (
     write_workbook,
 )
 from relmap_utils.manifest import sha256_file, write_manifest
-from relmap_utils.paths import ENGAGEMENTS_DIR
 
-DEMO = ENGAGEMENTS_DIR / "demo"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MOMENT = dt.datetime(2026, 12, 5, 10, 30, 0, tzinfo=SHANGHAI)
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo bank run through ingest and profiling, once for this module."""
-    from relmap_utils.runner import run_engagement
-
-    folder = tmp_path_factory.mktemp("export_engagement")
-    shutil.copy(DEMO / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=500, n_transactions=12_000)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-        result = run_engagement(folder, stages=["ingest", "profiling"])
-    assert result.ok, result.failure and result.failure.render("en")
-    return result.run_dir
+@pytest.fixture
+def demo_run(profiled_demo_run: Path) -> Path:
+    """The shared small demo run (read only)."""
+    return profiled_demo_run
 
 
 @pytest.fixture
-def run_copy(demo_run: Path, tmp_path: Path) -> Path:
-    engagement = tmp_path / "engagement"
-    (engagement / "runs").mkdir(parents=True)
-    shutil.copy(demo_run.parent.parent / "engagement.yaml", engagement / "engagement.yaml")
-    target = engagement / "runs" / demo_run.name
-    shutil.copytree(demo_run, target)
-    return target
+def run_copy(demo_run_copy: Path) -> Path:
+    """A copy of the demo run, free to tamper with."""
+    return demo_run_copy
 
 
 class _Links(HTMLParser):
