@@ -92,3 +92,34 @@ def demo_run_copy(profiled_demo_run: Path, tmp_path: Path) -> Path:
     target = engagement / "runs" / profiled_demo_run.name
     shutil.copytree(profiled_demo_run, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def real_engagement_run(shared: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Return a function that runs ``engagements/<name>`` on the public datasets, once per test process.
+
+    The run goes through the runner, as `relmap run` does, with every enabled
+    stage, into a copy of the engagement under a temporary folder so that no run
+    folder lands in the repository. Tests read its artifacts and must not change them.
+    """
+    import shutil
+
+    from relmap_utils.paths import ENGAGEMENTS_DIR
+
+    runs: dict[str, Path] = {}
+
+    def run(name: str) -> Path:
+        if name not in runs:
+            from relmap_utils.runner import run_engagement
+
+            folder = tmp_path_factory.mktemp(name)
+            shutil.copy(ENGAGEMENTS_DIR / name / "engagement.yaml", folder / "engagement.yaml")
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("RELMAP_SHARED_DIR", str(shared))
+                patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
+                result = run_engagement(folder)
+            assert result.status == "succeeded", result.failure and result.failure.render("en")
+            runs[name] = result.run_dir
+        return runs[name]
+
+    return run

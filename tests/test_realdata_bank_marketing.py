@@ -12,33 +12,19 @@ falls twice, after rows 27,690 and 39,130):
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from relmap_utils.paths import ENGAGEMENTS_DIR
-
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-BANK_MARKETING = ENGAGEMENTS_DIR / "bank_marketing"
 ROWS = 41_188
 
 
 @pytest.fixture(scope="module")
-def run_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from relmap_utils.runner import run_engagement
-
-    folder = tmp_path_factory.mktemp("bank_marketing")
-    shutil.copy(BANK_MARKETING / "engagement.yaml", folder / "engagement.yaml")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RELMAP_SHARED_DIR", str(shared))
-        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-        result = run_engagement(folder, stages=["ingest", "profiling"])
-    assert result.status == "succeeded", result.failure and result.failure.render("en")
-    return result.run_dir
+def run_dir(real_engagement_run) -> Path:
+    return real_engagement_run("bank_marketing")
 
 
 @pytest.fixture(scope="module")

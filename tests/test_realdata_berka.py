@@ -9,33 +9,18 @@ a copy of the engagement under tmp_path so no run folder lands in the repository
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-from relmap_utils.paths import ENGAGEMENTS_DIR
-
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-
-BERKA = ENGAGEMENTS_DIR / "berka"
 
 
 @pytest.fixture(scope="module")
-def run_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from relmap_utils.runner import run_engagement
-
-    folder = tmp_path_factory.mktemp("berka")
-    shutil.copy(BERKA / "engagement.yaml", folder / "engagement.yaml")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RELMAP_SHARED_DIR", str(shared))
-        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-        result = run_engagement(folder, stages=["ingest", "profiling"])
-    assert result.status == "succeeded", result.failure and result.failure.render("en")
-    return result.run_dir
+def run_dir(real_engagement_run) -> Path:
+    return real_engagement_run("berka")
 
 
 @pytest.fixture(scope="module")
