@@ -1,0 +1,181 @@
+"""Tables and charts of stage 05, shared by the stage notebook and the dashboard page.
+
+Every function takes the stage's artifact tables (pandas) and returns a
+labelled DataFrame or a Plotly figure in the requested language. Customer
+pseudonyms are shortened to their first 8 characters, as in the map report,
+and the band distribution pools bands smaller than the engagement's minimum
+group size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from relmap_utils import charts
+from relmap_utils.i18n import get_locale, normalize_locale, tr
+
+BANDS = ("low", "medium", "high", "very_high")
+PSEUDONYM_PREFIX = 8
+
+
+def _locale(locale: str | None) -> str:
+    return normalize_locale(locale) or get_locale()
+
+
+def _header(name: str, locale: str) -> str:
+    return tr(f"risk.header.{name}", locale=locale)
+
+
+def _rename(frame: pd.DataFrame, columns: list[str], locale: str) -> pd.DataFrame:
+    present = [name for name in columns if name in frame.columns]
+    return frame[present].rename(columns={name: _header(name, locale) for name in present})
+
+
+def backtest_table(summary: Mapping[str, Any], locale: str | None = None) -> pd.DataFrame:
+    """Return the backtest headline (share warned ahead, lead time, false alarms) as a two-column table."""
+    locale = _locale(locale)
+    backtest = summary.get("backtest") or {}
+    names = ("defaulters", "warned_in_advance", "warned_in_advance_share", "warned_lead", "warned_lead_share",
+             "median_lead_months", "non_defaulters", "false_alarms", "false_alarm_rate")
+    rows = [{_header("metric", locale): tr(f"risk.backtest.{name}", locale=locale,
+                                            months=backtest.get("lead_months_target", "")),
+             _header("value", locale): _format(backtest.get(name), name.endswith(("share", "rate")))}
+            for name in names if name in backtest]
+    return pd.DataFrame(rows)
+
+
+def _format(value: Any, percent: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if percent else f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
+    """Return precision and recall per map date, of the warnings and of the top k."""
+    columns = ["as_of", "customers", "warned", "defaults_in_horizon", "horizon_complete", "warned_precision",
+               "warned_recall", "k", "precision_at_k", "recall_at_k"]
+    return _rename(monthly.round(3), columns, _locale(locale))
+
+
+def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
+    """Return the screening table: metrics, status and reason per indicator."""
+    locale = _locale(locale)
+    frame = indicators.copy()
+    frame["reason_text"] = frame["reason_zh" if locale == "zh_CN" else "reason_en"]
+    frame["band_text"] = [tr(f"risk.band.iv.{value}", locale=locale) if isinstance(value, str) else "-"
+                          for value in frame["iv_band"]]
+    frame["status_text"] = [tr(f"risk.status.{value}", locale=locale) for value in frame["status"]]
+    columns = ["variable", "iv", "band_text", "ks", "auc", "n_bins", "trend", "vif", "uni_odds_ratio",
+               "multi_odds_ratio", "multi_p_value", "status_text", "reason_text"]
+    return _rename(frame.round(4), columns, locale)
+
+
+def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
+    """Return the scorecard: points per bin of each kept indicator."""
+    columns = ["variable", "bin", "count", "bad_rate", "woe", "coef", "points"]
+    return _rename(scorecard.round(4), columns, _locale(locale))
+
+
+def warning_table(warnings: pd.DataFrame, as_of: Any | None = None, limit: int = 50,
+                  locale: str | None = None) -> pd.DataFrame:
+    """Return the warning list of one map date (default the latest), riskiest first, with reasons."""
+    locale = _locale(locale)
+    if warnings.empty:
+        return pd.DataFrame()
+    day = as_of if as_of is not None else warnings["as_of"].max()
+    frame = warnings[warnings["as_of"].astype(str) == str(day)].head(limit).copy()
+    frame["customer"] = frame["customer_id"].astype(str).str[:PSEUDONYM_PREFIX]
+    frame["reasons"] = frame["reasons_zh" if locale == "zh_CN" else "reasons_en"]
+    frame["band_text"] = [tr(f"risk.band.{value}", locale=locale) for value in frame["risk_band"]]
+    columns = ["customer", "as_of", "risk_pd", "band_text", "n_signals", "reasons"]
+    return _rename(frame.round(4), columns, locale)
+
+
+def iv_chart(indicators: pd.DataFrame, top: int = 20, locale: str | None = None) -> go.Figure:
+    """Return a horizontal bar chart of the highest IVs, kept indicators marked."""
+    locale = _locale(locale)
+    frame = indicators.dropna(subset=["iv"]).sort_values("iv", ascending=False).head(top)
+    figure = charts.bar_chart(frame["variable"].tolist(), frame["iv"].round(4).tolist(), horizontal=True,
+                              title=tr("risk.chart.iv", locale=locale), x_title="IV")
+    colours = ["#c0392b" if status == "kept" else "#95a5a6" for status in frame["status"]]
+    figure.update_traces(marker_color=colours)
+    charts.style_figure(figure, height=max(320, 22 * len(frame) + 120))
+    return figure
+
+
+def woe_chart(bins: pd.DataFrame, variable: str, locale: str | None = None) -> go.Figure:
+    """Return the WoE of each bin of ``variable`` with its bad rate on hover."""
+    locale = _locale(locale)
+    rows = bins[(bins["variable"] == variable) & ~bins["empty"]]
+    labels = [tr("risk.bin.missing", locale=locale) if kind == "missing" else label
+              for label, kind in zip(rows["bin"], rows["kind"])]
+    figure = charts.bar_chart(labels, rows["woe"].round(4).tolist(),
+                              title=tr("risk.chart.woe", locale=locale, variable=variable), y_title="WoE")
+    figure.update_traces(customdata=(rows["bad_rate"] * 100).round(2).tolist(),
+                         hovertemplate="%{x}: WoE %{y}<br>" + tr("risk.header.bad_rate", locale=locale)
+                         + " %{customdata}%<extra></extra>")
+    charts.style_figure(figure, height=320)
+    return figure
+
+
+def top_woe_chart(bins: pd.DataFrame, summary: Mapping[str, Any], locale: str | None = None) -> go.Figure:
+    """Return :func:`woe_chart` of the kept indicator with the highest IV (an empty chart when none was kept)."""
+    kept = (summary.get("indicators") or {}).get("kept") or []
+    if kept:
+        return woe_chart(bins, kept[0], locale)
+    return charts.bar_chart([], [], title=tr("risk.chart.no_indicator", locale=_locale(locale)))
+
+
+def correlation_chart(correlation: pd.DataFrame, locale: str | None = None) -> go.Figure:
+    """Return the Spearman correlation heat map of the candidates' WoE (from the long table)."""
+    locale = _locale(locale)
+    matrix = correlation.pivot(index="variable", columns="other", values="spearman") if len(correlation) else pd.DataFrame()
+    labels = list(matrix.index)
+    matrix = matrix.reindex(index=labels, columns=labels)
+    figure = charts.heatmap(matrix.round(3).to_numpy().tolist(), labels, title=tr("risk.chart.correlation", locale=locale))
+    charts.style_figure(figure, height=max(420, 20 * len(labels) + 160))
+    return figure
+
+
+def band_counts(profile: pd.DataFrame, min_group_size: int, locale: str | None = None) -> pd.DataFrame:
+    """Return customers per risk band at the latest map date; bands below the minimum group size are pooled."""
+    locale = _locale(locale)
+    latest = profile[profile["as_of"].astype(str) == str(profile["as_of"].max())]
+    counts = [(band, int((latest["risk_band"] == band).sum())) for band in BANDS]
+    shown = [(tr(f"risk.band.{band}", locale=locale), count) for band, count in counts if count >= min_group_size]
+    hidden = sum(count for _, count in counts if count < min_group_size)
+    if hidden:
+        shown.append((tr("risk.band.other", locale=locale), hidden))
+    return pd.DataFrame(shown, columns=[_header("band", locale), _header("customers", locale)])
+
+
+def band_chart(profile: pd.DataFrame, min_group_size: int, locale: str | None = None) -> go.Figure:
+    """Return the bar chart of :func:`band_counts`."""
+    locale = _locale(locale)
+    counts = band_counts(profile, min_group_size, locale)
+    figure = charts.bar_chart(counts.iloc[:, 0].tolist(), counts.iloc[:, 1].tolist(),
+                              title=tr("risk.chart.bands", locale=locale), y_title=_header("customers", locale))
+    charts.style_figure(figure, height=320)
+    return figure
+
+
+def lead_time_chart(lead_times: pd.DataFrame, locale: str | None = None) -> go.Figure:
+    """Return the distribution of months between the first warning and the default."""
+    locale = _locale(locale)
+    frame = lead_times if len(lead_times) else pd.DataFrame({"lead_months": [], "customers": []})
+    figure = charts.bar_chart(frame["lead_months"].astype(int).tolist(), frame["customers"].astype(int).tolist(),
+                              title=tr("risk.chart.lead_time", locale=locale),
+                              x_title=_header("lead_months", locale), y_title=_header("customers", locale))
+    charts.style_figure(figure, height=320)
+    return figure
+
+
+def notices_table(summary: Mapping[str, Any], locale: str | None = None) -> pd.DataFrame:
+    """Return the stage's notices in ``locale``."""
+    locale = _locale(locale)
+    key = "message_zh" if locale == "zh_CN" else "message_en"
+    return pd.DataFrame({_header("notice", locale): [item[key] for item in summary.get("notices", [])]})
