@@ -159,3 +159,23 @@ def test_warnings_carry_bilingual_reasons(artifacts):
     assert (warnings["reasons_zh"].str.len() > 0).all()
     assert (warnings["reasons_en"].str.len() > 0).all()
     assert warnings["customer_id"].str.fullmatch(r"[0-9a-f]{24}").all()
+
+
+def test_dashboard_page_renders(demo_run, tmp_path):
+    from relmap_utils.dashboard.pages import REPORTS_DIR
+    from relmap_utils.notebook_exec import execute_notebook
+
+    folder, run_dir, _ = demo_run
+    output = tmp_path / "05_risk_page.ipynb"
+    execute_notebook(REPORTS_DIR / "05_risk.ipynb", output, {"run_dir": str(run_dir)}, cwd=run_dir, timeout=600)
+
+    executed = nbformat.read(output, as_version=4)
+    outputs = [item for cell in executed.cells for item in cell.get("outputs", [])]
+    assert [item for item in outputs if item["output_type"] == "error"] == []
+    html = "".join(str(item.get("data", {}).get("text/html", "")) for item in outputs)
+    assert "预警回测" in html
+    assert "评分卡" in html
+    assert not REMOTE_SCRIPT.search(html)
+    names = pd.read_csv(folder / "data" / "customers.csv", encoding="gbk", dtype=str)["姓名"].head(50)
+    everything = nbformat.writes(executed)
+    assert not any(name in everything for name in names if len(name) >= 3)

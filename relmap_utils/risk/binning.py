@@ -114,7 +114,8 @@ class VariableBinning:
         The ``monotonic_trend`` asked for.
     trend : str
         Shape of the bad rate over the numeric bins found: ascending,
-        descending, flat (one bin) or other.
+        descending, flat (one bin) or other; "categories" for a categorical
+        variable.
     status : str
         optbinning's solver status (OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN).
     seconds : float
@@ -310,7 +311,7 @@ def fit_variable(
     stats = woe_iv(good, bad, zero_cell_rule)
     table = pd.concat([table.reset_index(drop=True), stats], axis=1)[list(BIN_COLUMNS)]
     iv = float(table["iv_part"].sum())
-    trend = _trend(table)
+    trend = _trend(table) if dtype == NUMERICAL else "categories"
 
     notices: list[Msg] = []
     numeric_bins = int(((table.kind == KIND_INTERVAL) & ~table["empty"]).sum())

@@ -72,6 +72,7 @@ class ScreeningSettings(_Strict):
     correlation_threshold: float = Field(0.7, gt=0, le=1)
     max_vif: float = Field(10.0, gt=1)
     max_indicators: int = Field(12, ge=1)
+    max_p_value: float = Field(0.05, gt=0, le=1)
     min_variable_defaults: int = Field(5, ge=1)
 
 

@@ -58,7 +58,7 @@ def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFr
     """Return precision and recall per map date, of the warnings and of the top k."""
     columns = ["as_of", "customers", "warned", "defaults_in_horizon", "horizon_complete", "warned_precision",
                "warned_recall", "k", "precision_at_k", "recall_at_k"]
-    return _rename(monthly.round(3), columns, _locale(locale))
+    return _rename(monthly.round(3).assign(as_of=monthly["as_of"].astype(str)), columns, _locale(locale))
 
 
 def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.D
     frame["band_text"] = [tr(f"risk.band.iv.{value}", locale=locale) if isinstance(value, str) else "-"
                           for value in frame["iv_band"]]
     frame["status_text"] = [tr(f"risk.status.{value}", locale=locale) for value in frame["status"]]
-    columns = ["variable", "iv", "band_text", "ks", "auc", "n_bins", "trend", "vif", "uni_odds_ratio",
+    columns = ["variable", "iv", "band_text", "ks", "auc", "n_bins", "trend", "vif", "uni_basis", "uni_odds_ratio",
                "multi_odds_ratio", "multi_p_value", "status_text", "reason_text"]
     return _rename(frame.round(4), columns, locale)
 
@@ -89,6 +89,7 @@ def warning_table(warnings: pd.DataFrame, as_of: Any | None = None, limit: int =
     day = as_of if as_of is not None else warnings["as_of"].max()
     frame = warnings[warnings["as_of"].astype(str) == str(day)].head(limit).copy()
     frame["customer"] = frame["customer_id"].astype(str).str[:PSEUDONYM_PREFIX]
+    frame["as_of"] = frame["as_of"].astype(str)
     frame["reasons"] = frame["reasons_zh" if locale == "zh_CN" else "reasons_en"]
     frame["band_text"] = [tr(f"risk.band.{value}", locale=locale) for value in frame["risk_band"]]
     columns = ["customer", "as_of", "risk_pd", "band_text", "n_signals", "reasons"]

@@ -197,8 +197,8 @@ def screen_indicators(
         rows[name]["vif"] = row["vif"]
 
     for name in binnings:
-        rows[name].update(_univariate_logit(woe[name], y))
-    candidates, logit = _multivariate_logit(woe, y, candidates, rows)
+        rows[name].update(_univariate_logit(frame[name].reset_index(drop=True), woe[name], y))
+    candidates, logit = _multivariate_logit(woe, y, candidates, rows, rules.max_p_value)
     for name in candidates:
         rows[name].update(status=KEPT, reason="kept")
     if not candidates:
@@ -369,19 +369,36 @@ def fit_logit(design: pd.DataFrame, target: np.ndarray) -> pd.DataFrame | None:
     return table
 
 
-def _univariate_logit(woe: pd.Series, y: np.ndarray) -> dict[str, Any]:
-    table = fit_logit(woe.to_frame(), y) if woe.nunique() > 1 else None
+def _univariate_logit(values: pd.Series, woe: pd.Series, y: np.ndarray) -> dict[str, Any]:
+    # On its own WoE a variable's coefficient is 1 by construction, so the
+    # univariate odds ratio of a numeric variable is per standard deviation
+    # of its value (missing rows left out); a categorical one uses its WoE.
+    empty = {"uni_basis": None, "uni_coef": None, "uni_odds_ratio": None, "uni_p_value": None}
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        present = values.notna().to_numpy()
+        numbers = values[present].astype(float)
+        if numbers.std() == 0 or len(np.unique(y[present])) < 2:
+            return empty
+        design, basis, target = ((numbers - numbers.mean()) / numbers.std()).to_frame(), "std", y[present]
+    else:
+        if woe.nunique() <= 1:
+            return empty
+        design, basis, target = woe.to_frame(), "woe", y
+    table = fit_logit(design, target)
     if table is None:
-        return {"uni_coef": None, "uni_odds_ratio": None, "uni_p_value": None}
+        return empty
     row = table.iloc[1]
-    return {"uni_coef": row["coef"], "uni_odds_ratio": row["odds_ratio"], "uni_p_value": row["p_value"]}
+    return {"uni_basis": basis, "uni_coef": row["coef"], "uni_odds_ratio": row["odds_ratio"],
+            "uni_p_value": row["p_value"]}
 
 
 def _multivariate_logit(woe: pd.DataFrame, y: np.ndarray, candidates: list[str],
-                        rows: dict[str, dict[str, Any]]) -> tuple[list[str], pd.DataFrame]:
-    # With WoE = ln(%bad/%good) every coefficient should be positive; a
-    # negative one means the variable's effect is taken by others, so the
-    # variable is dropped and the model refitted.
+                        rows: dict[str, dict[str, Any]], max_p_value: float) -> tuple[list[str], pd.DataFrame]:
+    # Backward elimination, one variable per refit. With WoE = ln(%bad/%good)
+    # every coefficient should be positive: a negative one means the
+    # variable's effect is taken by others. A coefficient with a p-value above
+    # max_p_value adds nothing the others do not carry; quasi-separation on a
+    # small sample shows as huge coefficients with p-values near 1 and ends here.
     kept = list(candidates)
     empty = pd.DataFrame(columns=["variable", "coef", "std_err", "p_value", "odds_ratio"])
     while kept:
@@ -393,20 +410,27 @@ def _multivariate_logit(woe: pd.DataFrame, y: np.ndarray, candidates: list[str],
             continue
         slopes = table[table.variable != "const"]
         negative = slopes[slopes["coef"] < 0]
-        if negative.empty:
-            for row in slopes.itertuples():
-                rows[row.variable].update(multi_coef=row.coef, multi_odds_ratio=row.odds_ratio,
-                                          multi_p_value=row.p_value)
-            return kept, table
-        worst = negative.sort_values("coef").iloc[0]["variable"]
-        rows[worst].update(status=DROPPED, reason="negative_coefficient")
-        kept.remove(worst)
+        if not negative.empty:
+            worst = negative.sort_values("coef").iloc[0]["variable"]
+            rows[worst].update(status=DROPPED, reason="negative_coefficient")
+            kept.remove(worst)
+            continue
+        weak = slopes[~(slopes["p_value"] <= max_p_value)]
+        if not weak.empty:
+            worst = weak.sort_values("p_value").iloc[-1]["variable"]
+            rows[worst].update(status=DROPPED, reason="not_significant")
+            kept.remove(worst)
+            continue
+        for row in slopes.itertuples():
+            rows[row.variable].update(multi_coef=row.coef, multi_odds_ratio=row.odds_ratio,
+                                      multi_p_value=row.p_value)
+        return kept, table
     return kept, empty
 
 
 def _indicator_table(rows: dict[str, dict[str, Any]], order: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame([rows[name] for name in order if name in rows])
-    for column in ("uni_coef", "uni_odds_ratio", "uni_p_value", "multi_coef", "multi_odds_ratio", "multi_p_value"):
+    for column in ("uni_basis", "uni_coef", "uni_odds_ratio", "uni_p_value", "multi_coef", "multi_odds_ratio", "multi_p_value"):
         if column not in frame.columns:
             frame[column] = None
     reasons = [bilingual(f"risk.reason.{row.reason}", related=row.related or "")
