@@ -179,6 +179,24 @@ def test_fraud_rings_share_devices(customer_map, truth):
     assert (joined.loc[~in_ring, "shared_device_customers"] > 0).mean() < 0.1
 
 
+def test_every_paid_instalment_has_its_paid_date(demo_run):
+    folder, _, _ = demo_run
+    repayments = pd.read_csv(folder / "data" / "repayments.csv", dtype=str, keep_default_na=False)
+    paid = repayments["实还金额"].astype(float) > 0
+
+    assert (repayments.loc[paid, "实还日期"] != "").all()
+    assert (repayments.loc[~paid, "实还日期"] == "").all()
+    # Instalments due early in the first month may be paid in the month before it.
+    assert (repayments.loc[paid, "实还日期"] < "2023-01-01").any()
+
+
+def test_days_past_due_only_large_for_defaulters(customer_map, truth):
+    joined = customer_map.join(truth[["defaulted"]])
+    # Planted late payments are at most 25 days late; only defaulters stop paying.
+    assert joined.loc[~joined.defaulted, "days_past_due"].max() <= 25
+    assert joined.loc[joined.defaulted, "days_past_due"].max() > 25
+
+
 def test_dormant_customers_keep_rows(customer_map, truth):
     dormant = customer_map.join(truth[["segment"]]).query("segment == 'dormant'")
 

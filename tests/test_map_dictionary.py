@@ -79,6 +79,25 @@ def test_missing_table_leaves_family_out(backend):
     assert "degree" in columns
 
 
+def test_missing_relations_table_leaves_relation_features_out(backend):
+    # SPEC names relation types, but the engagement has no relations table.
+    assert SPEC.relation_types
+    tables = load(backend, {name: frame for name, frame in frames().items() if name != "relations"})
+
+    dictionary = feature_dictionary(SPEC, available_columns(tables)).set_index("name")
+    frame = build_map(tables, AS_OF, SPEC).to_pandas()
+
+    relation_features = dictionary[(dictionary.family == "relations") & (dictionary.index != "counterparties")]
+    assert set(relation_features.status) == {"left_out"}
+    assert set(relation_features.reason_en.str.split("; ").str[0]) == {"table relations is missing"}
+    assert dictionary.loc["rel_guarantor_count", "reason_zh"] == "缺少表 relations"
+    assert not any(name in frame.columns for name in relation_features.index)
+    # Counterparties come from the transactions, which are there.
+    assert dictionary.loc["counterparties", "status"] == "included"
+    assert frame.counterparties.notna().all()
+    assert len(frame) == frame.customer_id.nunique() == len(frames()["customers"])
+
+
 def test_missing_column_named_in_reason():
     available = {name: list(frame.columns) for name, frame in frames().items()}
     available["accounts"].remove("limit_amount")

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 # Raise when a change to the generator changes its output for the same
 # parameters, so that a demo bank written by an older version is regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MIN_CUSTOMERS = 500
 # One random stream per component, so that changing one component does not
 # shift the random numbers of the others.

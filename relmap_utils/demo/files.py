@@ -89,10 +89,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _date_text(calendar: Calendar, days: np.ndarray) -> np.ndarray:
+def _date_text(calendar: Calendar, days: np.ndarray, blank: np.ndarray | None = None) -> np.ndarray:
+    """Return days as ``YYYY-MM-DD`` text, empty where ``blank`` is true (by default where the day is -1)."""
     days = np.asarray(days)
     text = (calendar.start + np.maximum(days, -100_000) * DAY).astype(str).astype(object)
-    text[days == -1] = ""
+    text[days == -1 if blank is None else np.asarray(blank)] = ""
     return text
 
 
@@ -262,7 +263,8 @@ def repayments_frame(repayments: pd.DataFrame, accounts: pd.DataFrame, customers
             "借据号": accounts["account_no"].to_numpy()[repayments["account"].to_numpy()],
             "客户号": customers["customer_no"].to_numpy()[repayments["customer"].to_numpy()],
             "应还日期": _date_text(calendar, repayments["due_day"].to_numpy()),
-            "实还日期": _date_text(calendar, repayments["paid_day"].to_numpy()),
+            # Day -1 is a real payment day (the last day before the history), so blank by the paid flag.
+            "实还日期": _date_text(calendar, repayments["paid_day"].to_numpy(), ~repayments["paid"].to_numpy()),
             "应还金额": repayments["amount_due"].to_numpy(),
             "实还金额": repayments["amount_paid"].to_numpy(),
             "逾期天数": repayments["days_past_due"].to_numpy(),

@@ -181,9 +181,12 @@ def make_repayments(
     """Build the monthly schedule of every loan and credit card with what was paid when.
 
     Returns one row per account and due date up to the as-of date: ``account``
-    (row in accounts), ``customer``, ``due_day``, ``paid_day`` (-1 when unpaid),
+    (row in accounts), ``customer``, ``due_day``, ``paid`` (bool), ``paid_day``,
     ``amount_due``, ``amount_paid`` and ``days_past_due``. Days past due are
     ``paid - due`` for paid instalments and ``as_of - due`` for unpaid ones.
+    ``paid_day`` is -1 when unpaid, but -1 is also a real day: an instalment
+    due early in the first month may be paid before the history starts, so
+    read ``paid`` to tell them apart.
     """
     family = family_of(accounts["product_code"].to_numpy())
     credit_rows = np.flatnonzero(np.isin(family, ["贷款", "信用卡"]))
@@ -250,6 +253,7 @@ def make_repayments(
             "account": account,
             "customer": customer,
             "due_day": due,
+            "paid": ~unpaid,
             "paid_day": paid,
             "amount_due": amount_due,
             "amount_paid": np.where(unpaid, 0.0, amount_due),

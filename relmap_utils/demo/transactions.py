@@ -170,7 +170,7 @@ def repayment_debits(
     rng: np.random.Generator, repayments: pd.DataFrame, accounts: pd.DataFrame, demand: np.ndarray
 ) -> Part:
     """Debits from the demand deposit for every paid loan instalment and card statement."""
-    paid = repayments[repayments["paid_day"] >= 0]
+    paid = repayments[repayments["paid"] & (repayments["paid_day"] >= 0)]
     customer = paid["customer"].to_numpy()
     credit_account = paid["account"].to_numpy()
     card = family_of(accounts["product_code"].to_numpy()[credit_account]) == "信用卡"

@@ -152,12 +152,16 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     spec = ctx.spec
     names = set(included)
     parts: list[ir.Table] = []
-    counted = counted_relations(ctx)
-    values: dict[str, ir.Value] = {"_relations": counted.count(), "degree": counted.related_id.nunique()}
-    for code, relation_type in relation_codes(spec).items():
-        if f"rel_{code}_count" in names:
-            values[f"rel_{code}_count"] = counted.related_id.nunique(where=counted.relation_type == relation_type)
-    parts.append(counted.group_by("customer_id").agg(**values))
+    # Without a relations table only the counterparties (read from transactions) are
+    # included; plan_features leaves every other feature out and says why.
+    reads_relations = any("relations" in feature.source_tables for feature in included.values())
+    if reads_relations:
+        counted = counted_relations(ctx)
+        values: dict[str, ir.Value] = {"_relations": counted.count(), "degree": counted.related_id.nunique()}
+        for code, relation_type in relation_codes(spec).items():
+            if f"rel_{code}_count" in names:
+                values[f"rel_{code}_count"] = counted.related_id.nunique(where=counted.relation_type == relation_type)
+        parts.append(counted.group_by("customer_id").agg(**values))
 
     shared = {code: related_type for code, related_type in shared_codes(spec).items()
               if f"shared_{code}_customers" in names}
@@ -170,7 +174,8 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
 
     if names & {"related_customers", "related_defaulted", "related_default_rate"}:
         with_shared = "related_type" in counted.columns
-        parts.append(_related_defaults(ctx, with_shared, "related_defaulted" in names))
+        with_labels = bool(names & {"related_defaulted", "related_default_rate"})
+        parts.append(_related_defaults(ctx, with_shared, with_labels))
 
     if "counterparties" in names:
         pairs = transactions.counterparties(ctx)
