@@ -328,6 +328,44 @@ def fit_variable(
     return VariableBinning(name, dtype, table, iv, monotonic_trend, trend, status, seconds, notices)
 
 
+def fit_categories(
+    values: pd.Series,
+    target: Sequence[int] | np.ndarray,
+    *,
+    variable: str | None = None,
+    zero_cell_rule: str = "add_half",
+) -> VariableBinning:
+    """Give every category of a variable its own bin, without optbinning's grouping.
+
+    This is the textbook WoE/IV on raw categories; the result has the same
+    form as :func:`fit_variable` (solver status ``RAW``).
+
+    Examples
+    --------
+    >>> result = fit_categories(pd.Series(["a", "a", "b", "b"]), [0, 1, 1, 1])
+    >>> result.table["bin"].tolist()
+    ['{a}', '{b}', 'missing']
+    """
+    started = time.perf_counter()
+    name = str(variable if variable is not None else values.name)
+    series = pd.Series(values).reset_index(drop=True)
+    series = series.astype("object").where(series.notna(), None).map(lambda v: v if v is None else str(v))
+    y = np.asarray(target, dtype=np.int64)
+    categories = sorted(series.dropna().unique())
+    table = _bin_rows(name, CATEGORICAL, [[category] for category in categories], [])
+    bin_ids = assign_bins(table, series)
+    good = np.bincount(bin_ids, weights=(y == 0).astype(float), minlength=len(table))
+    bad = np.bincount(bin_ids, weights=(y == 1).astype(float), minlength=len(table))
+    table = pd.concat([table.reset_index(drop=True), woe_iv(good, bad, zero_cell_rule)], axis=1)[list(BIN_COLUMNS)]
+    notices: list[Msg] = []
+    zero_bins = table.loc[table.zero_cell, "bin"].tolist()
+    if zero_bins:
+        notices.append(Msg("risk.notice.zero_cell", variable=name, bins=", ".join(zero_bins), rule=zero_cell_rule))
+    iv = float(table["iv_part"].sum())
+    seconds = round(time.perf_counter() - started, 3)
+    return VariableBinning(name, CATEGORICAL, table, iv, "none", "categories", "RAW", seconds, notices)
+
+
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 

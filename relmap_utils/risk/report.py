@@ -58,12 +58,16 @@ def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFr
     """Return precision and recall per map date, of the warnings and of the top k."""
     columns = ["as_of", "customers", "warned", "defaults_in_horizon", "horizon_complete", "warned_precision",
                "warned_recall", "k", "precision_at_k", "recall_at_k"]
+    if monthly.empty:
+        return pd.DataFrame()
     return _rename(monthly.round(3).assign(as_of=monthly["as_of"].astype(str)), columns, _locale(locale))
 
 
 def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
     """Return the screening table: metrics, status and reason per indicator."""
     locale = _locale(locale)
+    if indicators.empty:
+        return pd.DataFrame()
     frame = indicators.copy()
     frame["reason_text"] = frame["reason_zh" if locale == "zh_CN" else "reason_en"]
     frame["band_text"] = [tr(f"risk.band.iv.{value}", locale=locale) if isinstance(value, str) else "-"
@@ -77,6 +81,8 @@ def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.D
 def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
     """Return the scorecard: points per bin of each kept indicator."""
     columns = ["variable", "bin", "count", "bad_rate", "woe", "coef", "points"]
+    if scorecard.empty:
+        return pd.DataFrame()
     return _rename(scorecard.round(4), columns, _locale(locale))
 
 
@@ -99,6 +105,8 @@ def warning_table(warnings: pd.DataFrame, as_of: Any | None = None, limit: int =
 def iv_chart(indicators: pd.DataFrame, top: int = 20, locale: str | None = None) -> go.Figure:
     """Return a horizontal bar chart of the highest IVs, kept indicators marked."""
     locale = _locale(locale)
+    if indicators.empty:
+        return charts.bar_chart([], [], title=tr("risk.chart.iv", locale=locale))
     frame = indicators.dropna(subset=["iv"]).sort_values("iv", ascending=False).head(top)
     figure = charts.bar_chart(frame["variable"].tolist(), frame["iv"].round(4).tolist(), horizontal=True,
                               title=tr("risk.chart.iv", locale=locale), x_title="IV")

@@ -25,6 +25,7 @@ from relmap_utils.risk.binning import (
     NUMERICAL,
     VariableBinning,
     bin_table,
+    fit_categories,
     fit_variable,
     transform_woe,
 )
@@ -217,12 +218,7 @@ def _fit(values: pd.Series, y: np.ndarray, name: str, params: RiskParams, settin
     breaks = override.breaks
     fixed = override.fixed_breaks
     if dtype == CATEGORICAL and params.categorical_bins == "raw":
-        # One bin per category: optbinning keeps categories apart when every
-        # category is its own fixed pre-bin and no trend is imposed.
-        categories = sorted(values.dropna().astype(str).unique())
-        return fit_variable(values, y, variable=name, dtype=dtype, monotonic_trend="none",
-                            breaks=[[category] for category in categories], fixed_breaks=True,
-                            settings=settings, zero_cell_rule=params.zero_cell_rule)
+        return fit_categories(values, y, variable=name, zero_cell_rule=params.zero_cell_rule)
     return fit_variable(
         values, y, variable=name, dtype=dtype,
         monotonic_trend=override.monotonic_trend or params.monotonic_trend,

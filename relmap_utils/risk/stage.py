@@ -110,7 +110,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     profile = risk_profile(panel, screening, scorecard, settings)
     signals = early.compute_signals(panel, settings.warning, recent_months)
     if len(dates) < 2:
-        notices.append(Msg("risk.notice.single_snapshot", as_of=str(dates[-1])))
+        notices.append(Msg("risk.notice.single_snapshot", as_of=_iso(dates[-1])))
     profile = profile.merge(signals.frame, on=["customer_id", "as_of"], how="left")
     profile = _mark_defaulted(profile, labels)
     model = _warning_model(profile, labels, training, dates, settings)
