@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -208,10 +209,12 @@ def draw_sample(table: Any, params: ClusterParams, columns: Sequence[str]) -> tu
     key = (table.customer_id.cast("string") + f"#{params.random_state}").hash()
     strata = [params.strata] if params.strata and params.strata in table.columns else []
     ranked = table.mutate(
-        _position=__import__("ibis").row_number().over(group_by=strata, order_by=key),
+        _position=ibis.row_number().over(group_by=strata, order_by=key),
         _stratum_size=table.count().over(group_by=strata) if strata else table.count().over(),
     )
     chosen = ranked.filter(ranked._position < (ranked._stratum_size * fraction).ceil())
+    # Rounding up per stratum can overshoot by one row per stratum; the trim is random too.
+    chosen = chosen.order_by(key).limit(params.sample_size)
     return chosen.select(*wanted).order_by("customer_id").to_pandas(), total
 
 
@@ -219,7 +222,7 @@ def _make_model(method: str, k: int, rows: int, params: ClusterParams, seed: int
     if method == "gmm":
         return GaussianMixture(n_components=k, covariance_type="full", n_init=2, random_state=seed)
     if rows > params.minibatch_above:
-        return MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
+        return MiniBatchKMeans(n_clusters=k, n_init=1, batch_size=4096, random_state=seed)
     return KMeans(n_clusters=k, n_init=4, random_state=seed)
 
 
