@@ -165,6 +165,49 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             ),
         ),
     ),
+    "03_segmentation": (
+        ExportTable(
+            "groups.parquet",
+            "segmentation.export.sheet.groups",
+            (
+                _column("kind", "segmentation.export.col.kind"),
+                _column("group", "segmentation.report.col.group"),
+                _column("name_zh", "segmentation.export.col.name_zh"),
+                _column("name_en", "segmentation.export.col.name_en"),
+                _column("customers", "segmentation.report.col.customers"),
+                _column("share", "segmentation.export.col.share"),
+                _column("aum_share", "segmentation.export.col.aum_share"),
+                _column("description_zh", "segmentation.export.col.description_zh"),
+                _column("description_en", "segmentation.export.col.description_en"),
+                _column("action_zh", "segmentation.export.col.action_zh"),
+                _column("action_en", "segmentation.export.col.action_en"),
+            ),
+        ),
+        ExportTable(
+            "transitions.parquet",
+            "segmentation.export.sheet.transitions",
+            (
+                _column("kind", "segmentation.export.col.kind"),
+                _column("from_group", "segmentation.report.col.from"),
+                _column("to_group", "segmentation.report.col.to"),
+                _column("customers", "segmentation.report.col.customers"),
+                _column("share", "segmentation.export.col.transition_share"),
+                _column("direction", "segmentation.export.col.direction"),
+            ),
+        ),
+        ExportTable(
+            "profiles.parquet",
+            "segmentation.export.sheet.profiles",
+            (
+                _column("kind", "segmentation.export.col.kind"),
+                _column("group", "segmentation.report.col.group"),
+                _column("feature", "segmentation.export.col.feature"),
+                _column("mean", "segmentation.export.col.mean"),
+                _column("population_mean", "segmentation.export.col.population_mean"),
+                _column("contrast", "segmentation.export.col.contrast"),
+            ),
+        ),
+    ),
 }
 
 

@@ -153,3 +153,19 @@ def test_page_history_of_one_customer(demo_run, segments):
     assert page.history("0" * 24).empty
     with pytest.raises(ValueError, match="pseudonym"):
         page.history("<script>")
+
+
+def test_export_writes_segmentation_workbook(demo_run, tmp_path):
+    import openpyxl
+
+    from relmap_utils.export import export_run
+
+    _, run_dir, _ = demo_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    result = export_run(copy)
+
+    names = {path.name for path in result.files}
+    assert {f"{STAGE}.html", f"{STAGE}.xlsx"} <= names
+    workbook = openpyxl.load_workbook(result.folder / f"{STAGE}.xlsx", read_only=True)
+    assert {"分层与分群", "迁移", "画像对比"} <= set(workbook.sheetnames)
