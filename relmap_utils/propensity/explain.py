@@ -225,10 +225,8 @@ def reason_codes(
     records = frame.reset_index(drop=True)
     for row in range(len(values)):
         for rank in range(top):
-            position = order[row, rank]
-            name = features[position]
-            if values[row, position] <= 0:
-                name = ""
+            position = order[row, rank] if rank < order.shape[1] else -1
+            name = features[position] if position >= 0 and values[row, position] > 0 else ""
             columns[f"reason_{rank + 1}_feature"].append(name)
             for locale, suffix in (("zh_CN", "zh"), ("en", "en")):
                 text = _sentence(name, records.at[row, name], values[row, position], dictionary, locale) if name else ""

@@ -90,6 +90,13 @@ def importance_chart(importance: pd.DataFrame, product: str, dictionary: dict[st
                             x_title=tr("propensity.chart.mean_abs_shap"))
 
 
+def show_importance(outcome: dict[str, Any]) -> None:
+    """Display the SHAP importance chart of every modelled product (in a notebook)."""
+    importance = outcome["importance"]
+    for product in importance["product"].unique() if len(importance) else []:
+        charts.show(importance_chart(importance, product, outcome["inputs"].dictionary))
+
+
 def dependence_chart(shap_sample: pd.DataFrame, product: str, feature: str) -> go.Figure:
     """SHAP value against the feature value for one product and feature (numeric or categorical)."""
     rows = shap_sample[(shap_sample["product"] == product) & (shap_sample["feature"] == feature)]
