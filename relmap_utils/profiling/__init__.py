@@ -36,7 +36,6 @@ from relmap_utils.profiling.model import (
     TableProfile,
 )
 from relmap_utils.profiling.profiler import profile_table, profile_tables
-from relmap_utils.profiling.stage import STAGE_ID, run_stage
 
 __all__ = [
     "SEMANTIC_TYPES",
@@ -55,3 +54,13 @@ __all__ = [
     "profile_tables",
     "run_stage",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The stage (pandas, Plotly, the run folder) is imported on first use, so
+    # profiling a table outside a run does not pay for the report's imports.
+    if name in ("STAGE_ID", "run_stage"):
+        from relmap_utils.profiling import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,17 +2,21 @@
 
 A table is read in a fixed number of queries whatever its width:
 
-1. one aggregate with the summary metrics of every column;
+1. one aggregate with the summary metrics of every column (counts, distinct,
+   minimum, maximum, mean, standard deviation, lengths);
 2. one aggregate with personal-data pattern counts, only for undeclared text
    columns with many distinct values (often none);
-3. one query with the histogram bins and outlier counts of all numeric
-   columns, and one aggregate with their Pearson correlations (on a sample of
-   about 100,000 rows for larger tables);
-4. one query with the top values of all category and boolean columns, one
-   with rows per month, and one counting duplicate keys.
+3. one aggregate with the quantiles and the Pearson correlations of the
+   numeric columns, on a seeded sample of about 100,000 rows for larger tables;
+4. one query with the histogram bins and outlier counts of all numeric
+   columns;
+5. one query with the top values of all category and boolean columns, one
+   with rows per month, one counting duplicate keys, and one counting
+   damaged identifiers in text identifier columns (often none).
 
-Semantic types are decided between passes 1 and 3, because they select the
-statistics a column gets.
+Semantic types are decided between passes 2 and 3, because they select the
+statistics a column gets: only numeric columns get quantiles, so the sample
+pass and the histograms skip codes, identifiers and flags stored as numbers.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ logger = logging.getLogger(__name__)
 EXACT_LIMIT = 100_000
 # Correlations are computed for at most this many numeric columns (n (n - 1) / 2 pairs).
 MAX_CORRELATION_COLUMNS = 60
-# Larger tables get their correlations from a random sample of about this many rows.
-CORRELATION_SAMPLE_ROWS = 100_000
+# Larger tables get their correlations from a random sample of about this many
+# rows, and so do their quantiles when the table has more than exact_limit rows.
+SAMPLE_ROWS = 100_000
 
 # Column that identifies a row's customer; top values count their customers by it.
 CUSTOMER_COLUMN = "customer_id"
@@ -89,7 +94,8 @@ def profile_table(
     histogram_bins : int, default=20
         Bins per numeric histogram.
     exact_limit : int, default=100_000
-        Tables with more rows get approximate distinct counts and quantiles.
+        Tables with more rows get approximate distinct counts (HyperLogLog)
+        and quantiles of a sample of about 100,000 rows.
     as_of : datetime.date, optional
         Profiling date for the plausibility check of dates; default today.
     schema : module, default=relmap_utils.schema
@@ -107,7 +113,7 @@ def profile_table(
 
     Notes
     -----
-    The table is queried about seven times. A Parquet file or a database
+    The table is queried five to eight times. A Parquet file or a database
     table is cheap to read again, but a view over a CSV file (``read_csv``) is
     parsed again by every query, so large CSV extracts should be converted
     to Parquet first, as ingest does.
@@ -124,7 +130,16 @@ def profile_table(
     exact = rows <= exact_limit
     logger.info("profiling table %s: %d rows, %d columns", name, rows, len(table_schema))
 
-    summaries, key_null_rows = _summary_pass(table, key, exact, as_of)
+    # Quantiles come first, from a sample of large tables, so that the bins
+    # and fences of the histograms are known when the full scan starts.
+    numbers = [column for column, dtype in table_schema.items() if dtype.is_numeric()]
+    quantiles, pairs = _sample_pass(table, numbers, rows, exact)
+    specs = {
+        column: _bin_spec(table_schema[column], None, None, quantiles.get(column), histogram_bins)
+        for column in numbers
+        if _quantile_range(quantiles.get(column)) is not None
+    }
+    summaries, key_null_rows, binned = _summary_pass(table, key, exact, as_of, specs)
     _pattern_pass(table, summaries, column_meta, schema_table)
     semantics = {
         column: decide_type(
@@ -142,9 +157,12 @@ def profile_table(
         for column, dtype in table_schema.items()
     }
     numeric = [column for column, profile in columns.items() if profile.semantic_type == "numeric"]
+    for column in numeric:
+        columns[column].quantiles = quantiles.get(column)
+    correlations = [(first, second, value) for first, second, value in pairs if {first, second} <= set(numeric)]
 
-    _distribution_pass(table, columns, numeric, histogram_bins)
-    correlations = _correlation_pass(table, numeric, rows)
+    _distribution_pass(table, columns, numeric, histogram_bins, specs, binned)
+    _damaged_identifier_pass(table, columns)
     # Pseudonyms are never listed, even where a declared role makes the column a category.
     top_columns = [
         column for column, profile in columns.items()
@@ -273,13 +291,21 @@ def _summary_pass(
     key: tuple[str, ...],
     exact: bool,
     as_of: dt.date,
-) -> tuple[dict[str, dict[str, Any]], int | None]:
+    specs: Mapping[str, stats.BinSpec],
+) -> tuple[dict[str, dict[str, Any]], int | None, dict[str, Any] | None]:
+    # The summary metrics of every column and, on DuckDB, the histograms of
+    # ``specs`` in the same scan; the third value is None where they are not.
     metrics: dict[tuple[str, str], ir.Scalar] = {}
     for column in table.columns:
         for stat, expression in stats.summary_metrics(table[column], exact=exact, as_of=as_of).items():
             metrics[(column, stat)] = expression
     if key:
         metrics[("", "key_nulls")] = stats.key_null_metric(table, key)
+    binned: dict[str, Any] | None = None
+    if specs and stats.binned_histograms_supported(table):
+        binned = {}
+        for column, expression in stats.histogram_metrics(table, specs).items():
+            metrics[(column, "histogram")] = expression
 
     values = stats.run_aggregate(table, metrics)
     summaries: dict[str, dict[str, Any]] = {column: {} for column in table.columns}
@@ -287,9 +313,11 @@ def _summary_pass(
     for (column, stat), value in values.items():
         if stat == "key_nulls":
             key_null_rows = int(value or 0)
+        elif stat == "histogram" and binned is not None:
+            binned[column] = value
         else:
             summaries[column][stat] = value
-    return summaries, key_null_rows
+    return summaries, key_null_rows, binned
 
 
 def _pattern_pass(
@@ -346,8 +374,6 @@ def _column_profile(
     if kind not in ("personal", "text"):
         profile.mean_length = stats.clean_number(summary.get("mean_length"))
         profile.max_length = summary.get("max_length")
-    if kind == "identifier":
-        profile.damaged_identifiers = summary.get("damaged_identifiers")
     if kind == "date" and summary.get("implausible_dates") is not None:
         # Absent when a declared date column is not stored as a date (a year_only
         # treatment leaves an integer year), so no date check ran.
@@ -357,12 +383,31 @@ def _column_profile(
         profile.std = stats.clean_number(summary.get("std"))
         profile.zeros = int(summary.get("zeros") or 0)
         profile.negatives = int(summary.get("negatives") or 0)
-        levels = summary.get("quantiles")
-        if levels is not None:
-            profile.quantiles = {
-                label: stats.clean_number(value) for label, value in zip(QUANTILES, levels, strict=True)
-            }
     return profile
+
+
+def _quantile_range(quantiles: Mapping[str, float | None] | None) -> tuple[float, float] | None:
+    # The 1st to 99th percentile when they differ. The minimum and maximum
+    # cannot narrow it: every quantile lies between them.
+    if not quantiles or quantiles.get("p01") is None or quantiles.get("p99") is None:
+        return None
+    low, high = quantiles["p01"], quantiles["p99"]
+    return (low, high) if high > low else None
+
+
+def _bin_spec(
+    dtype: Any,
+    minimum: float | None,
+    maximum: float | None,
+    quantiles: Mapping[str, float] | None,
+    bins: int,
+) -> stats.BinSpec:
+    known = _quantile_range(quantiles)
+    if known is not None:
+        low, high = known
+    else:
+        low, high = stats.histogram_range(minimum, maximum, quantiles)
+    return stats.BinSpec(low, high, bins, stats.is_integer_type(dtype), stats.outlier_fences(quantiles))
 
 
 def _distribution_pass(
@@ -370,42 +415,90 @@ def _distribution_pass(
     columns: dict[str, ColumnProfile],
     numeric: list[str],
     bins: int,
+    specs: Mapping[str, stats.BinSpec],
+    binned: Mapping[str, Any] | None,
 ) -> None:
-    specs = {}
+    # Histograms counted in the summary scan are read; the others (no
+    # quantiles, equal 1st and 99th percentile, or a backend other than
+    # DuckDB) are counted by one more query over their full range.
+    done: dict[str, stats.Distribution] = {}
+    if binned is not None:
+        counts = {column: columns[column].count for column in specs}
+        done = stats.read_histograms({c: s for c, s in specs.items() if c in numeric}, binned, counts)
+    remaining = {}
     dtypes = table.schema()
     for column in numeric:
         profile = columns[column]
         minimum, maximum = stats.clean_number(profile.min), stats.clean_number(profile.max)
         if minimum is None or maximum is None:
             continue
-        low, high = stats.histogram_range(minimum, maximum, profile.quantiles)
-        fences = stats.outlier_fences(profile.quantiles)
-        profile.lower_fence, profile.upper_fence = fences or (None, None)
-        specs[column] = stats.BinSpec(low, high, bins, stats.is_integer_type(dtypes[column]), fences)
-
-    for column, distribution in stats.distributions(table, specs).items():
+        spec = specs.get(column) or _bin_spec(dtypes[column], minimum, maximum, profile.quantiles, bins)
+        profile.lower_fence, profile.upper_fence = spec.fences or (None, None)
+        if column not in done:
+            remaining[column] = spec
+    counts = {column: columns[column].count for column in remaining}
+    done.update(stats.distributions(table, remaining, counts) if remaining else {})
+    for column, distribution in done.items():
         profile = columns[column]
         profile.histogram = distribution.histogram
         profile.outliers_low = distribution.outliers_low
         profile.outliers_high = distribution.outliers_high
 
 
-def _correlation_pass(table: ir.Table, numeric: list[str], rows: int) -> list[tuple[str, str, float]]:
-    if len(numeric) > MAX_CORRELATION_COLUMNS:
+def _sample_pass(
+    table: ir.Table,
+    numbers: list[str],
+    rows: int,
+    exact: bool,
+) -> tuple[dict[str, dict[str, float | None] | None], list[tuple[str, str, float]]]:
+    """Return the quantiles of the numeric columns and their correlations.
+
+    Quantiles are exact over the whole table when it is exact (at most
+    ``exact_limit`` rows), else t-digest estimates over a row sample; correlations come from the
+    whole table up to :data:`SAMPLE_ROWS` rows, else from the same sample.
+    Both usually read the same source, so one query serves them. The
+    columns are all those stored as numbers, because the semantic types are
+    not known yet; the caller keeps the results of the numeric ones.
+    """
+    if len(numbers) > MAX_CORRELATION_COLUMNS:
         logger.warning(
             "table has %d numeric columns; correlations cover the first %d only",
-            len(numeric),
+            len(numbers),
             MAX_CORRELATION_COLUMNS,
         )
-    source, metrics = stats.correlation_metrics(
-        table, numeric[:MAX_CORRELATION_COLUMNS], sample_rows=CORRELATION_SAMPLE_ROWS, rows=rows
-    )
+    sample = stats.row_sample(table, rows, SAMPLE_ROWS)
+    quantile_source = table if exact else sample
+    sources = [quantile_source] if quantile_source is sample else [quantile_source, sample]
+    metrics: dict[int, dict[Any, ir.Scalar]] = {index: {} for index in range(len(sources))}
+    for column in numbers:
+        metrics[0][("quantiles", column)] = stats.quantile_metric(quantile_source[column], exact=exact)
+    pairs = stats.correlation_metrics(sample, numbers[:MAX_CORRELATION_COLUMNS])
+    metrics[len(sources) - 1].update({("corr", pair): expression for pair, expression in pairs.items()})
+
+    quantiles: dict[str, dict[str, float | None] | None] = {}
     correlations = []
-    for (first, second), value in stats.run_aggregate(source, metrics).items():
-        number = stats.clean_number(value)
-        if number is not None:
-            correlations.append((first, second, number))
-    return correlations
+    for index, source in enumerate(sources):
+        for (kind, label), value in stats.run_aggregate(source, metrics[index]).items():
+            if kind == "quantiles":
+                quantiles[label] = None if value is None else {
+                    name: stats.clean_number(level) for name, level in zip(QUANTILES, value, strict=True)
+                }
+                continue
+            number = stats.clean_number(value)
+            if number is not None:
+                correlations.append((label[0], label[1], number))
+    return quantiles, correlations
+
+
+def _damaged_identifier_pass(table: ir.Table, columns: dict[str, ColumnProfile]) -> None:
+    dtypes = table.schema()
+    metrics = {
+        column: stats.damaged_identifier_metric(table[column])
+        for column, profile in columns.items()
+        if profile.semantic_type == "identifier" and dtypes[column].is_string()
+    }
+    for column, value in stats.run_aggregate(table, metrics).items():
+        columns[column].damaged_identifiers = int(value or 0)
 
 
 def _date_pass(table: ir.Table, profile: TableProfile, date_column: str | None, schema_table: Any) -> None:

@@ -6,9 +6,9 @@ per month. No function here loads a table's rows into Python.
 
 Metrics of many columns are batched into one aggregate query
 (:func:`run_aggregate`), so a table is scanned a handful of times whatever its
-width. The expressions use portable Ibis operations; on DuckDB the distinct
-counts and quantiles of large tables are approximate (HyperLogLog and
-t-digest, see :func:`summary_metrics`).
+width. The expressions use portable Ibis operations. On large tables the
+distinct counts are approximate (HyperLogLog, see :func:`summary_metrics`) and
+quantiles and correlations come from a seeded row sample (:func:`row_sample`).
 """
 
 from __future__ import annotations
@@ -68,20 +68,21 @@ def summary_metrics(
 
     Every column gets ``count`` (non-null) and ``distinct``. Numbers, text and
     dates get ``min`` and ``max``. Numbers also get ``mean``, ``std`` (sample
-    standard deviation, n - 1), ``quantiles`` (the levels of
-    :data:`~relmap_utils.profiling.model.QUANTILES`), ``zeros`` and
-    ``negatives``. Text gets ``mean_length``, ``max_length`` and
-    ``damaged_identifiers``, the values in scientific notation such as
-    6.2E+18. Dates get ``implausible_dates``, those before 1900-01-01 or more
-    than a year after ``as_of``. Booleans get ``true``.
+    standard deviation, n - 1), ``zeros`` and ``negatives``. Text gets
+    ``mean_length`` and ``max_length``. Dates get ``implausible_dates``,
+    those before 1900-01-01 or more than a year after ``as_of``. Booleans get
+    ``true``.
+
+    Quantiles (:func:`quantile_metric`) and damaged identifiers
+    (:func:`damaged_identifier_metric`) are left to later passes, which
+    compute them only for the columns whose semantic type shows them.
 
     Parameters
     ----------
     column : ibis Column
     exact : bool
-        Exact distinct counts and quantiles when true; otherwise
-        ``approx_nunique`` (HyperLogLog) and ``approx_quantile`` (t-digest on
-        DuckDB), whose memory does not grow with the table.
+        Exact distinct counts when true; otherwise ``approx_nunique``
+        (HyperLogLog), whose memory does not grow with the table.
     as_of : datetime.date
         Profiling date for the plausibility check of dates.
 
@@ -96,13 +97,11 @@ def summary_metrics(
     }
     if dtype.is_numeric():
         values = column.cast("float64")
-        levels = list(QUANTILES.values())
         metrics.update(
             min=values.min(),
             max=values.max(),
             mean=values.mean(),
             std=values.std(how="sample"),
-            quantiles=values.quantile(levels) if exact else values.approx_quantile(levels),
             zeros=(values == 0).sum(),
             negatives=(values < 0).sum(),
         )
@@ -113,10 +112,6 @@ def summary_metrics(
             max=column.max(),
             mean_length=lengths.mean(),
             max_length=lengths.max(),
-            # The substring test first lets the regex run only on candidate values.
-            damaged_identifiers=(
-                (column.contains("E+") | column.contains("e+")) & column.re_search(DAMAGED_ID_PATTERN)
-            ).sum(),
         )
     elif dtype.is_temporal() and (dtype.is_date() or dtype.is_timestamp()):
         days = column.date() if dtype.is_timestamp() else column
@@ -129,6 +124,59 @@ def summary_metrics(
     elif dtype.is_boolean():
         metrics["true"] = column.cast("int64").sum()
     return metrics
+
+
+def quantile_metric(column: ir.Column, *, exact: bool = True) -> ir.Scalar:
+    """Return the quantiles of a numeric column at the levels of :data:`~relmap_utils.profiling.model.QUANTILES`.
+
+    Parameters
+    ----------
+    column : ibis Column
+        A column of the table, or of a :func:`row_sample` of it for large tables.
+    exact : bool, default=True
+        Exact quantiles (linear interpolation between the two nearest values)
+        when true; otherwise ``approx_quantile`` (t-digest on DuckDB), which
+        costs about a third as much.
+    """
+    values = column.cast("float64")
+    levels = list(QUANTILES.values())
+    return values.quantile(levels) if exact else values.approx_quantile(levels)
+
+
+def damaged_identifier_metric(column: ir.StringColumn) -> ir.Scalar:
+    """Return the count of values in scientific notation, such as 6.2E+18.
+
+    Such values are identifiers that went through a spreadsheet as numbers
+    and lost their last digits.
+    """
+    # The substring test first lets the regex run only on candidate values.
+    return ((column.contains("E+") | column.contains("e+")) & column.re_search(DAMAGED_ID_PATTERN)).sum()
+
+
+def row_sample(table: ir.Table, rows: int, sample_rows: int, seed: int = 20240601) -> ir.Table:
+    """Return a Bernoulli sample of about ``sample_rows`` rows, or ``table`` when it is not larger.
+
+    Parameters
+    ----------
+    table : ibis.Table
+    rows : int
+        Rows of ``table``.
+    sample_rows : int
+        Expected rows of the sample. With 100,000 rows the standard error of
+        a Pearson r is at most about 0.003, and a quantile's rank is off by
+        at most about 0.16 percentage points (one standard error at the
+        median, 0.03 at the 1st and 99th percentile).
+    seed : int
+        Seed of the sample. DuckDB repeats a seeded sample exactly only on
+        one thread, so on several threads the last digits may vary between runs.
+
+    Returns
+    -------
+    ibis.Table
+    """
+    if rows <= sample_rows:
+        return table
+    return table.sample(sample_rows / rows, method="row", seed=seed)
 
 
 def pattern_metrics(column: ir.StringColumn) -> dict[str, ir.Scalar]:
@@ -157,46 +205,25 @@ def outlier_fences(quantiles: Mapping[str, float] | None) -> tuple[float, float]
     return low - IQR_FACTOR * spread, high + IQR_FACTOR * spread
 
 
-def correlation_metrics(
-    table: ir.Table,
-    columns: Sequence[str],
-    *,
-    sample_rows: int | None = None,
-    rows: int | None = None,
-    seed: int = 20240601,
-) -> tuple[ir.Table, dict[tuple[str, str], ir.Scalar]]:
-    """Return Pearson correlation expressions for every pair of ``columns``.
+def correlation_metrics(source: ir.Table, columns: Sequence[str]) -> dict[tuple[str, str], ir.Scalar]:
+    """Return Pearson correlation expressions for every pair of ``columns`` of ``source``.
 
     SQL ``corr`` drops rows where either value is null (pairwise deletion). The
     coefficient is the same whether computed with population or sample
     moments (the n - 1 factors cancel), and DuckDB has only the former.
-
-    Parameters
-    ----------
-    table : ibis.Table
-    columns : sequence of str
-    sample_rows, rows : int, optional
-        When ``rows`` exceeds ``sample_rows``, the correlations are computed
-        on a Bernoulli sample of about ``sample_rows`` rows. With 100,000 rows
-        the standard error of r is at most 1 / sqrt(100,000), about 0.003.
-    seed : int
-        Seed of the sample. DuckDB repeats a seeded sample exactly only on
-        one thread, so on several threads the last digits may vary between runs.
+    Large tables pass a :func:`row_sample` as ``source``.
 
     Returns
     -------
-    (ibis.Table, dict)
-        The table to aggregate over (the sample or ``table``) and the
-        expressions keyed by column pair.
+    dict
+        The expressions keyed by column pair.
     """
-    source = table
-    if sample_rows and rows and rows > sample_rows:
-        source = table.sample(sample_rows / rows, method="row", seed=seed)
     metrics: dict[tuple[str, str], ir.Scalar] = {}
+    values = {name: source[name].cast("float64") for name in columns}
     for index, first in enumerate(columns):
         for second in columns[index + 1:]:
-            metrics[(first, second)] = source[first].cast("float64").corr(source[second].cast("float64"), how="pop")
-    return source, metrics
+            metrics[(first, second)] = values[first].corr(values[second], how="pop")
+    return metrics
 
 
 def histogram_range(
@@ -239,11 +266,17 @@ class Distribution:
     outliers_high: int | None = None
 
 
-def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Distribution]:
+def distributions(
+    table: ir.Table,
+    specs: Mapping[str, BinSpec],
+    counts: Mapping[str, int] | None = None,
+) -> dict[str, Distribution]:
     """Count values per equal-width bin, and outliers, for several numeric columns in one query.
 
-    Each column contributes a group-by on (bin, side of the outlier fences) to
-    one union, so the outlier counts cost no extra scan.
+    On DuckDB the query is one aggregate of :func:`histogram_metrics`. Other
+    backends get one union of per-column group-bys on (bin, side of the
+    outlier fences). Both count every bin as ``[edge, next edge)``, the last
+    as ``[edge, high]``.
 
     Parameters
     ----------
@@ -252,29 +285,184 @@ def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Di
         Integer columns get bins of a whole-number width centred on the
         integers (one bin per value when the range has at most ``bins``
         values), so they may get fewer than ``bins`` bins.
+    counts : mapping of str to int, optional
+        Non-null values per column, from the summary pass; see
+        :func:`read_histograms`.
 
     Returns
     -------
     dict of str to Distribution
         Columns with ``low == high`` get an empty histogram.
     """
-    layouts: dict[str, tuple[list[float], int]] = {}
-    parts = []
-    for index, (name, spec) in enumerate(specs.items()):
-        low, high, bins = spec.low, spec.high, spec.bins
-        if spec.integer:
-            low, high = math.floor(low), math.ceil(high)
-        if spec.integer and high > low:
-            # Whole-number bins centred on the integers, so no bin straddles
-            # a value and every bin covers the same number of possible values.
-            width = math.ceil((high - low + 1) / bins)
-            bins = math.ceil((high - low + 1) / width)
-            low, high = low - 0.5, low - 0.5 + bins * width
-        if not high > low:
-            continue
-        width = (high - low) / bins
-        layouts[name] = ([low + step * width for step in range(bins)] + [high], bins)
+    if binned_histograms_supported(table):
+        return read_histograms(specs, run_aggregate(table, histogram_metrics(table, specs)), counts)
+    layouts = {name: layout for name, spec in specs.items() if (layout := _bin_layout(spec)) is not None}
+    counted = _grouped_counts(table, specs, layouts)
+    return {name: _distribution(spec, layouts.get(name), *counted.get(name, ({}, {}))) for name, spec in specs.items()}
 
+
+def binned_histograms_supported(table: ir.Table) -> bool:
+    """Return whether :func:`histogram_metrics` works on ``table``'s backend (DuckDB)."""
+    return _backend_name(table) == "duckdb"
+
+
+def histogram_metrics(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, ir.Scalar]:
+    """Return one DuckDB ``histogram(value, boundaries)`` aggregate per column of ``specs``.
+
+    DuckDB counts each value under the first boundary at or above it, by
+    binary search into a fixed array, which is cheaper than grouping. The
+    outlier fences are two more boundaries of the same list. The aggregates
+    can join any other aggregate query of ``table``; :func:`read_histograms`
+    turns their values into distributions. Columns whose range is empty get
+    no aggregate.
+    """
+    metrics: dict[str, ir.Scalar] = {}
+    for name, spec in specs.items():
+        layout = _bin_layout(spec)
+        if layout is not None:
+            values = table[name].cast("float64")
+            metrics[name] = _duckdb_histogram(values, _exact_doubles(_boundaries(spec, layout[0])))
+    return metrics
+
+
+def read_histograms(
+    specs: Mapping[str, BinSpec],
+    values: Mapping[Any, Any],
+    counts: Mapping[str, int] | None = None,
+) -> dict[str, Distribution]:
+    """Return the distributions of the columns of ``specs`` from the values of :func:`histogram_metrics`.
+
+    Parameters
+    ----------
+    specs : mapping of str to BinSpec
+        The specs the metrics were built from.
+    values : mapping
+        Column name to the aggregate's value, a list of (boundary, rows).
+    counts : mapping of str to int, optional
+        Non-null values per column. The values above the range and above
+        the upper fence are this count minus those at or below, so NaN
+        counts as above, as it sorts above every number. Without it they
+        are counted directly and NaN is left out.
+
+    Returns
+    -------
+    dict of str to Distribution
+    """
+    counts = counts or {}
+    output: dict[str, Distribution] = {}
+    for name, spec in specs.items():
+        layout = _bin_layout(spec)
+        if layout is None:
+            output[name] = _distribution(spec, None, {}, {})
+            continue
+        at_or_below: dict[float, int] = {}
+        running = 0
+        # Keys are the boundaries in ascending order, then +inf for values above them all.
+        for boundary, rows in sorted(values.get(name) or [], key=lambda pair: pair[0]):
+            running += int(rows)
+            at_or_below[boundary] = running
+        total = counts.get(name, running)
+        edges, bins = layout
+        below_edge = [at_or_below.get(_just_below(edge), 0) for edge in edges[:-1]]
+        up_to_high = at_or_below.get(edges[-1], 0)
+        buckets = {-1: below_edge[0], bins: total - up_to_high}
+        for step in range(bins):
+            upper = below_edge[step + 1] if step + 1 < bins else up_to_high
+            buckets[step] = upper - below_edge[step]
+        sides: dict[int, int] = {}
+        if spec.fences is not None:
+            sides = {
+                -1: at_or_below.get(_just_below(spec.fences[0]), 0),
+                1: total - at_or_below.get(spec.fences[1], 0),
+            }
+        output[name] = _distribution(spec, layout, buckets, sides)
+    return output
+
+
+def _distribution(
+    spec: BinSpec,
+    layout: tuple[list[float], int] | None,
+    buckets: Mapping[int, int],
+    sides: Mapping[int, int],
+) -> Distribution:
+    if layout is None:
+        return Distribution(Histogram(edges=[spec.low, spec.high], counts=[]))
+    edges, bins = layout
+    histogram = Histogram(
+        edges=edges,
+        counts=[buckets.get(step, 0) for step in range(bins)],
+        below=buckets.get(-1, 0),
+        above=buckets.get(bins, 0),
+    )
+    distribution = Distribution(histogram)
+    if spec.fences is not None:
+        distribution.outliers_low = sides.get(-1, 0)
+        distribution.outliers_high = sides.get(1, 0)
+    return distribution
+
+
+def _bin_layout(spec: BinSpec) -> tuple[list[float], int] | None:
+    # Bin edges and bin count of one column, or None when the range is empty.
+    low, high, bins = spec.low, spec.high, spec.bins
+    if spec.integer:
+        low, high = math.floor(low), math.ceil(high)
+    if spec.integer and high > low:
+        # Whole-number bins centred on the integers, so no bin straddles
+        # a value and every bin covers the same number of possible values.
+        width = math.ceil((high - low + 1) / bins)
+        bins = math.ceil((high - low + 1) / width)
+        low, high = low - 0.5, low - 0.5 + bins * width
+    if not high > low:
+        return None
+    width = (high - low) / bins
+    return [low + step * width for step in range(bins)] + [high], bins
+
+
+def _just_below(value: float) -> float:
+    # "x < value" is "x <= the double just below value".
+    return math.nextafter(value, -math.inf)
+
+
+def _boundaries(spec: BinSpec, edges: Sequence[float]) -> list[float]:
+    # Every bin edge is exclusive from above except the top of the range, and
+    # so is the lower fence; the upper fence is inclusive.
+    points = {_just_below(edge) for edge in edges[:-1]} | {edges[-1]}
+    if spec.fences is not None:
+        points |= {_just_below(spec.fences[0]), spec.fences[1]}
+    return sorted(points)
+
+
+def _backend_name(table: ir.Table) -> str | None:
+    try:
+        return table._find_backend(use_default=True).name
+    except Exception:  # noqa: BLE001  (an unbound expression has no backend; use the portable query)
+        return None
+
+
+@ibis.udf.agg.builtin(name="histogram")
+def _duckdb_histogram(value: float, boundaries: list[float]) -> dict[float, int]:  # type: ignore[empty-body]
+    """DuckDB's ``histogram(value, boundaries)``: values per boundary, each value under the first boundary >= it."""
+
+
+def _exact_doubles(values: Sequence[float]) -> ir.ArrayValue:
+    # DuckDB reads a decimal literal such as 0.9999999999999999 as DECIMAL and
+    # may round it to another double; text cast to DOUBLE[] is read exactly.
+    return ibis.literal("[" + ", ".join(repr(float(value)) for value in values) + "]").cast("array<float64>")
+
+
+def _grouped_counts(
+    table: ir.Table,
+    specs: Mapping[str, BinSpec],
+    layouts: Mapping[str, tuple[list[float], int]],
+) -> dict[str, tuple[dict[int, int], dict[int, int]]]:
+    # Portable: one group-by per column on (bin, side of the fences), in one union.
+    names = list(layouts)
+    parts = []
+    for index, name in enumerate(names):
+        edges, bins = layouts[name]
+        low, high = edges[0], edges[-1]
+        width = (high - low) / bins
+        spec = specs[name]
         values = table[name].cast("float64")
         bucket = ibis.cases(
             (values < low, -1),
@@ -292,34 +480,14 @@ def distributions(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, Di
         )
         parts.append(part)
 
-    counted: dict[int, dict[int, int]] = {}
-    sides: dict[int, dict[int, int]] = {}
-    if parts:
-        for row in ibis.union(*parts, distinct=False).to_pyarrow().to_pylist():
-            index, rows = row["column_index"], int(row["rows"])
-            buckets = counted.setdefault(index, {})
-            buckets[row["bucket"]] = buckets.get(row["bucket"], 0) + rows
-            by_side = sides.setdefault(index, {})
-            by_side[row["side"]] = by_side.get(row["side"], 0) + rows
-
-    output: dict[str, Distribution] = {}
-    for index, (name, spec) in enumerate(specs.items()):
-        if name not in layouts:
-            output[name] = Distribution(Histogram(edges=[spec.low, spec.high], counts=[]))
-            continue
-        edges, bins = layouts[name]
-        buckets = counted.get(index, {})
-        histogram = Histogram(
-            edges=edges,
-            counts=[buckets.get(step, 0) for step in range(bins)],
-            below=buckets.get(-1, 0),
-            above=buckets.get(bins, 0),
-        )
-        distribution = Distribution(histogram)
-        if spec.fences is not None:
-            distribution.outliers_low = sides.get(index, {}).get(-1, 0)
-            distribution.outliers_high = sides.get(index, {}).get(1, 0)
-        output[name] = distribution
+    output: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    if not parts:
+        return output
+    for row in ibis.union(*parts, distinct=False).to_pyarrow().to_pylist():
+        buckets, sides = output.setdefault(names[row["column_index"]], ({}, {}))
+        rows = int(row["rows"])
+        buckets[row["bucket"]] = buckets.get(row["bucket"], 0) + rows
+        sides[row["side"]] = sides.get(row["side"], 0) + rows
     return output
 
 
