@@ -81,6 +81,7 @@ def run_stage(ctx: RunContext, **values: Any) -> dict[str, Any]:
     params = parse_params(values)
     backend = ctx.connect()
     map_table, dates = open_map(backend, ctx.run_dir)
+    map_table = attach_customer_columns(backend, map_table, ctx.tables_dir, referenced_columns(params))
     as_of = _choose_date(params.as_of, dates, "as_of")
     dictionary = _read_dictionary(ctx.run_dir)
     units = dict(zip(dictionary["name"], dictionary["unit"])) if not dictionary.empty else {}
@@ -115,6 +116,36 @@ def open_map(backend: Any, run_dir: Path) -> tuple[Any, list[str]]:
                                  table_name="segmentation_map")
     table = table.mutate(as_of=table.as_of.cast("date"))
     return table, dates
+
+
+def referenced_columns(params: SegmentationParams) -> list[str]:
+    """Return every column the tier rules, cluster features and profile features name."""
+    names = [column for rule in params.tiers.rules for clause in rule.clauses() for column in clause]
+    names += params.clusters.features if params.clusters.enabled else []
+    names += params.profiles.features
+    return list(dict.fromkeys(names))
+
+
+def attach_customer_columns(backend: Any, table: Any, tables_dir: Path, wanted: list[str]) -> Any:
+    """Join customer attributes that the map does not carry from the canonical customers table.
+
+    The map keeps only the attributes it derives features from; an
+    engagement may segment on others (Bank Marketing's ``age`` or
+    ``campaign``). Columns named in the parameters that are in neither
+    table are left for the parameter checks to report.
+    """
+    missing = [name for name in wanted if name not in table.columns]
+    path = tables_dir / "customers.parquet"
+    if not missing or not path.is_file():
+        return table
+    customers = backend.read_parquet(path, table_name="segmentation_customers")
+    found = [name for name in missing if name in customers.columns]
+    if not found:
+        return table
+    logger.info("columns taken from the customers table: %s", ", ".join(found))
+    extra = customers.select("customer_id", *found).distinct(on="customer_id", keep="first")
+    joined = table.left_join(extra, "customer_id")
+    return joined.drop("customer_id_right") if "customer_id_right" in joined.columns else joined
 
 
 def _choose_date(value: str, dates: list[str], parameter: str) -> str:
@@ -187,6 +218,9 @@ def segment_map(
         table = table.left_join(assigned, ["customer_id", "as_of"]).drop("customer_id_right", "as_of_right")
         columns.append("segment")
 
+    # Materialized once: the profiles and migration below run a dozen queries on it,
+    # and each would otherwise recompile and recompute the rules, ranks and join.
+    table = _materialize(backend, table)
     keep = ["as_of", "customer_id", *dict.fromkeys(columns)]
     segments_table = table.select(*keep).order_by(["as_of", "customer_id"])
     # The profiles read the map's features next to the assigned groups at as_of only.
@@ -226,6 +260,12 @@ def segment_map(
         "transitions": transitions,
         "top_movers": movers,
     }
+
+
+def _materialize(backend: Any, table: Any) -> Any:
+    if getattr(backend, "name", "") != "duckdb":
+        return table
+    return backend.create_table(f"segmentation_{id(table):x}", table, temp=True, overwrite=True)
 
 
 def _cluster(
@@ -378,7 +418,7 @@ def make_summary(
                         "format": "number"})
         if cluster_info["stability"]["ari_mean"] is not None:
             metrics.append({"label": _bilingual("segmentation.metric.stability"),
-                            "value": cluster_info["stability"]["ari_mean"], "format": "score"})
+                            "value": cluster_info["stability"]["ari_mean"], "format": "number"})
     if migration_info.get("enabled"):
         moves = migration_info["tier_moves"]
         metrics.append({"label": _bilingual("segmentation.metric.upgrades"), "value": moves["up"], "format": "number"})
