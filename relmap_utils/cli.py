@@ -1,4 +1,4 @@
-"""The ``relmap`` command: new, validate, run, runs, demo and notebook.
+"""The ``relmap`` command: new, validate, run, runs, demo, notebook and reidentify.
 
 Help texts and messages come from the catalogs (``cli.po``, ``runner.po``),
 in the language of ``RELMAP_LANG`` and, once an engagement is loaded, of its
@@ -170,6 +170,7 @@ def build_app() -> typer.Typer:
         return typer.Option("--cell-timeout", help=tr("cli.opt.cell_timeout"))
 
     _add_audit_commands(app)
+    _add_reidentify_command(app)
 
     @app.command("run", help=tr("cli.run.help"))
     @_reports_errors
@@ -470,6 +471,27 @@ def _add_audit_commands(app: typer.Typer) -> None:
         for path in result.files:
             typer.echo(f"  {path}")
         typer.echo(tr("export.cli.manifest", sha256=result.manifest_sha256, previous=result.previous_manifest_sha256))
+
+
+def _add_reidentify_command(app: typer.Typer) -> None:
+    @app.command("reidentify", help=tr("propensity.cli.help"))
+    @_reports_errors
+    def reidentify_command(
+        listing: Annotated[
+            Path, typer.Argument(help=tr("propensity.cli.arg.list"), metavar="LIST", show_default=False)
+        ],
+        customers: Annotated[Path, typer.Option("--customers", help=tr("propensity.cli.opt.customers"),
+                                                show_default=False)],
+        id_column: Annotated[str | None, typer.Option("--id-column", help=tr("propensity.cli.opt.id_column"),
+                                                      show_default=False)] = None,
+        key_env: Annotated[str, typer.Option("--key-env", help=tr("propensity.cli.opt.key_env"))] =
+        "RELMAP_PSEUDONYM_KEY",
+        out: Annotated[Path | None, typer.Option("--out", help=tr("propensity.cli.opt.out"), show_default=False)] = None,
+    ) -> None:
+        from relmap_utils.propensity.reidentify import reidentify
+
+        path, count = reidentify(listing, customers, id_column=id_column, key_env=key_env, out=out)
+        typer.echo(tr("propensity.reidentify.done", count=count, path=str(path)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -130,6 +130,15 @@ def explain(model: Any, matrix: np.ndarray, background: np.ndarray, *, try_tree:
         When even the model-agnostic explanation fails the check (a bug,
         never a silent wrong answer).
     """
+    from threadpoolctl import threadpool_limits
+
+    # Many small predictions: OpenMP threads cost more than they give here.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _explain(model, matrix, background, try_tree, tolerance, seed)
+
+
+def _explain(model: Any, matrix: np.ndarray, background: np.ndarray, try_tree: bool, tolerance: float,
+             seed: int) -> Explanation:
     import shap
 
     started = time.perf_counter()

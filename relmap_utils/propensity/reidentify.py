@@ -1,0 +1,111 @@
+"""Map a campaign list's pseudonyms back to the bank's customer numbers, inside the bank.
+
+The run folder holds only keyed pseudonyms. A bank employee who has the key
+(in the environment variable the engagement names) and the bank's customer
+master recomputes the pseudonym of every customer number in the master and
+joins the list on it. Nothing in relmap stores the reverse mapping; this is
+the only place it is built, in memory, from the bank's own file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from relmap_utils.config import Privacy
+from relmap_utils.errors import RelmapError
+from relmap_utils.i18n import SUPPORTED_LOCALES, tr
+
+logger = logging.getLogger(__name__)
+
+PSEUDONYM_HEADERS = ("customer_id",)
+OUTPUT_COLUMN = "bank_customer_id"
+
+
+class ReidentifyError(RelmapError):
+    """A list cannot be mapped back: missing key, file or column, or pseudonyms not in the master."""
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ReidentifyError("propensity.reidentify.no_file", file=str(path))
+    if path.suffix.lower() in {".xlsx", ".xls"}:
+        return pd.read_excel(path, dtype=str)
+    try:
+        return pd.read_csv(path, dtype=str, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        return pd.read_csv(path, dtype=str, encoding="gb18030")
+
+
+def _pseudonym_column(frame: pd.DataFrame, path: Path, column: str | None) -> str:
+    candidates = [column] if column else [*PSEUDONYM_HEADERS,
+                                          *(tr("propensity.column.customer_id", locale=loc) for loc in SUPPORTED_LOCALES)]
+    for name in candidates:
+        if name in frame.columns:
+            return name
+    raise ReidentifyError("propensity.reidentify.no_column", file=str(path), column=column or candidates[-1],
+                          columns=", ".join(map(str, frame.columns)))
+
+
+def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = None, list_column: str | None = None,
+               key_env: str = "RELMAP_PSEUDONYM_KEY", out: Path | None = None) -> tuple[Path, int]:
+    """Write the list with the bank's customer number beside each pseudonym.
+
+    Parameters
+    ----------
+    list_path : Path
+        A campaign list (CSV or Excel) from ``artifacts/04_propensity/campaign/``.
+    master_path : Path
+        The bank's customer master (CSV or Excel).
+    id_column : str, optional
+        Customer-number column of the master; default its first column.
+    list_column : str, optional
+        Pseudonym column of the list; default the campaign list's own header.
+    key_env : str, default="RELMAP_PSEUDONYM_KEY"
+        Environment variable holding the pseudonym key.
+    out : Path, optional
+        Output CSV (UTF-8 with BOM); default ``<list>_reidentified.csv``
+        beside the list. An existing file is never overwritten.
+
+    Returns
+    -------
+    (Path, int)
+        The output file and the number of customers mapped.
+
+    Raises
+    ------
+    PrivacyError
+        When the key is missing or too short.
+    ReidentifyError
+        When a file or column is missing, the output exists, or some
+        pseudonyms are not in the master (count and an example named).
+    """
+    from relmap_utils.ingest.privacy import get_key, pseudonymize_value
+
+    key = get_key(Privacy(key_env=key_env))
+    listing = _read(Path(list_path))
+    pseudonyms = _pseudonym_column(listing, Path(list_path), list_column)
+    master = _read(Path(master_path))
+    column = id_column or str(master.columns[0])
+    if column not in master.columns:
+        raise ReidentifyError("propensity.reidentify.no_column", file=str(master_path), column=column,
+                              columns=", ".join(map(str, master.columns)))
+    target = Path(out) if out else Path(list_path).with_name(Path(list_path).stem + "_reidentified.csv")
+    if target.exists():
+        raise ReidentifyError("propensity.reidentify.exists", path=str(target))
+
+    numbers = master[column].dropna().astype(str).str.strip().unique()
+    lookup = {pseudonymize_value(number, key): number for number in numbers}
+    mapped = listing[pseudonyms].map(lookup)
+    unknown = listing.loc[mapped.isna(), pseudonyms]
+    if len(unknown):
+        raise ReidentifyError("propensity.reidentify.unknown", count=len(unknown), example=str(unknown.iloc[0]))
+    result = listing.copy()
+    result.insert(list(listing.columns).index(pseudonyms) + 1, OUTPUT_COLUMN, mapped)
+    temporary = target.with_name(target.name + ".tmp")
+    result.to_csv(temporary, index=False, encoding="utf-8-sig")
+    temporary.replace(target)
+    logger.info("re-identified %d customers of %s", len(result), list_path)
+    return target, len(result)
