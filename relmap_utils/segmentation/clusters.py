@@ -95,7 +95,7 @@ class SegmentModel:
 
 @dataclass
 class FitResult:
-    """What :func:`fit_segments` chose and why."""
+    """The model :func:`fit_segments` chose, the k-selection curve, and the sample it was fitted on."""
 
     model: SegmentModel
     curve: pd.DataFrame  # k, criterion, score, chosen

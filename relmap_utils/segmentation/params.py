@@ -167,7 +167,7 @@ class ClusterParams(_Strict):
     k: int | list[int] = Field(default_factory=lambda: [3, 8])
     criterion: Literal["silhouette", "bic"] | None = None
     sample_size: int = Field(default=100_000, ge=100)
-    silhouette_sample: int = Field(default=10_000, ge=100)
+    silhouette_sample: int = Field(default=5_000, ge=100)
     minibatch_above: int = Field(default=50_000, ge=1)
     bootstrap: int = Field(default=5, ge=0, le=100)
     stability_threshold: float = Field(default=0.8, gt=0, le=1)
@@ -206,7 +206,7 @@ class ProfileParams(_Strict):
 
 
 class MigrationParams(_Strict):
-    """Which two states of the map (or which baseline run) migration compares."""
+    """The two map dates, or the baseline run, that migration compares."""
 
     enabled: bool = True
     from_date: str = ""

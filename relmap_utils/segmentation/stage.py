@@ -278,6 +278,7 @@ def _cluster(
     sample, customers = clusters.draw_sample(latest, cluster_params, [*plan.features, *strata])
     logger.info("fitting %s on %d of %d customers, %d features", cluster_params.method, len(sample), customers,
                 len(plan.features))
+
     fit = clusters.fit_segments(sample, plan, cluster_params, customers)
     scores = clusters.bootstrap_stability(fit, cluster_params)
     stability = clusters.stability_summary(scores, cluster_params.stability_threshold)
@@ -285,6 +286,7 @@ def _cluster(
     if stability["stable"] is False:
         notices.append(Notice("high", "segmentation.notice.unstable", ari=stability["ari_mean"],
                               threshold=cluster_params.stability_threshold, k=fit.model.k))
+
     assignments = clusters.assign_segments(backend, table, fit.model, cluster_params.chunk_size)
     assignments["as_of"] = pd.to_datetime(assignments["as_of"]).dt.date
     info = {
@@ -340,9 +342,12 @@ def _name_groups(groups: pd.DataFrame, names: pd.DataFrame, params: Segmentation
         if row.kind == "tier":
             rule = rules.get(row.group)
             name = rule.name if rule is not None else None
-            zh = name.get("zh_CN") if name else (
-                _unassigned("zh_CN") if row.group == tiers.UNASSIGNED else str(row.group))
-            en = name.get("en") if name else (_unassigned("en") if row.group == tiers.UNASSIGNED else str(row.group))
+            if name is not None:
+                zh, en = name.get("zh_CN"), name.get("en")
+            elif row.group == tiers.UNASSIGNED:
+                zh, en = _unassigned("zh_CN"), _unassigned("en")
+            else:
+                zh = en = str(row.group)
         elif row.kind == "rfm_cell":
             zh, en = cells.get(row.group, {}).get("zh_CN", row.group), cells.get(row.group, {}).get("en", row.group)
         elif row.kind == "segment" and row.group in by_segment.index:
