@@ -208,6 +208,36 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             ),
         ),
     ),
+    "04_propensity": (
+        ExportTable(
+            "metrics.parquet",
+            "propensity.export.sheet.metrics",
+            tuple(_column(name, f"propensity.column.{name}") for name in (
+                "product", "model", "sample", "rows", "takers", "rate", "auc", "gini", "ks", "capture_10",
+                "capture_20", "capture_30", "brier")),
+        ),
+        ExportTable(
+            "products.parquet",
+            "propensity.export.sheet.products",
+            (
+                _column("product", "propensity.column.product"),
+                _column("status", "propensity.column.status", values="propensity.status.{value}"),
+                _column("message_zh", "export.column.message_zh"),
+                _column("message_en", "export.column.message_en"),
+            ),
+        ),
+        ExportTable(
+            "importance.parquet",
+            "propensity.export.sheet.importance",
+            (
+                _column("product", "propensity.column.product"),
+                _column("rank", "propensity.column.rank"),
+                _column("feature", "propensity.column.feature"),
+                _column("mean_abs_shap", "propensity.chart.mean_abs_shap"),
+                _column("method", "propensity.column.explainer"),
+            ),
+        ),
+    ),
 }
 
 
