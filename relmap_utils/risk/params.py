@@ -49,7 +49,10 @@ class VariableSettings(_Strict):
 
 
 class BinningSettings(_Strict):
-    """optbinning settings (``binning``); see :class:`~relmap_utils.risk.binning.SolverSettings`."""
+    """optbinning settings (``binning``); see :class:`~relmap_utils.risk.binning.SolverSettings`.
+
+    ``n_jobs`` is the number of processes that fit variables in parallel.
+    """
 
     solver: Literal["cp", "mip"] = "cp"
     prebinning_method: Literal["cart", "quantile", "uniform"] = "cart"
@@ -59,10 +62,11 @@ class BinningSettings(_Strict):
     max_n_bins: int | None = Field(None, ge=2)
     time_limit: int = Field(60, ge=1)
     cat_cutoff: float | None = Field(None, gt=0, lt=1)
+    n_jobs: int = Field(1, ge=1)
 
     def solver_settings(self) -> SolverSettings:
-        """Return the settings as a SolverSettings."""
-        return SolverSettings(**self.model_dump())
+        """Return the settings as a SolverSettings (``n_jobs`` is not one of them)."""
+        return SolverSettings(**self.model_dump(exclude={"n_jobs"}))
 
 
 class ScreeningSettings(_Strict):

@@ -25,8 +25,7 @@ from relmap_utils.risk.binning import (
     NUMERICAL,
     VariableBinning,
     bin_table,
-    fit_categories,
-    fit_variable,
+    fit_variables,
     transform_woe,
 )
 from relmap_utils.risk.metrics import discrimination
@@ -148,6 +147,7 @@ def screen_indicators(
     rows: dict[str, dict[str, Any]] = {}
     binnings: dict[str, VariableBinning] = {}
 
+    options = {}
     for name in variables:
         values = frame[name].reset_index(drop=True)
         reason = unusable_reason(values, y, rules.min_variable_defaults)
@@ -155,14 +155,15 @@ def screen_indicators(
             notices.append(Msg(f"risk.notice.variable_{reason}", variable=name))
             rows[name] = _row(name, None, status=DROPPED, reason=reason)
             continue
-        try:
-            binnings[name] = _fit(values, y, name, params, settings)
-        except (ValueError, TypeError, RuntimeError) as error:
-            logger.error("binning of %s failed: %s", name, error)
-            notices.append(Msg("risk.notice.binning_failed", variable=name, error=str(error)[:200]))
+        options[name] = _options(values, params, settings)
+    fitted = fit_variables(frame.reset_index(drop=True), y, options, n_jobs=params.binning.n_jobs)
+    for name, result in fitted.items():
+        if isinstance(result, str):
+            notices.append(Msg("risk.notice.binning_failed", variable=name, error=result[:200]))
             rows[name] = _row(name, None, status=DROPPED, reason="binning_failed")
             continue
-        notices.extend(binnings[name].notices)
+        binnings[name] = result
+        notices.extend(result.notices)
 
     bins = bin_table(binnings)
     woe = transform_woe(bins, frame.reset_index(drop=True), list(binnings)) if binnings else pd.DataFrame()
@@ -210,21 +211,23 @@ def screen_indicators(
     return Screening(indicators, bins, correlation, clusters, vif, logit, candidates, notices, binnings)
 
 
-def _fit(values: pd.Series, y: np.ndarray, name: str, params: RiskParams, settings: Any) -> VariableBinning:
+def _options(values: pd.Series, params: RiskParams, settings: Any) -> dict[str, Any]:
+    name = str(values.name)
     override = params.variable(name)
     dtype = override.dtype or (NUMERICAL if pd.api.types.is_numeric_dtype(values) or
                                pd.api.types.is_bool_dtype(values) else CATEGORICAL)
-    specials = override.special_values if override.special_values is not None else params.special_values
-    breaks = override.breaks
-    fixed = override.fixed_breaks
     if dtype == CATEGORICAL and params.categorical_bins == "raw":
-        return fit_categories(values, y, variable=name, zero_cell_rule=params.zero_cell_rule)
-    return fit_variable(
-        values, y, variable=name, dtype=dtype,
-        monotonic_trend=override.monotonic_trend or params.monotonic_trend,
-        special_values=specials if dtype == NUMERICAL else [],
-        breaks=breaks, fixed_breaks=fixed, settings=settings, zero_cell_rule=params.zero_cell_rule,
-    )
+        return {"raw_categories": True, "zero_cell_rule": params.zero_cell_rule}
+    specials = override.special_values if override.special_values is not None else params.special_values
+    return {
+        "dtype": dtype,
+        "monotonic_trend": override.monotonic_trend or params.monotonic_trend,
+        "special_values": specials if dtype == NUMERICAL else [],
+        "breaks": override.breaks,
+        "fixed_breaks": override.fixed_breaks,
+        "settings": settings,
+        "zero_cell_rule": params.zero_cell_rule,
+    }
 
 
 def _row(name: str, binning: VariableBinning | None, status: str | None = None, reason: str | None = None,
