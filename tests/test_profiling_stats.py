@@ -209,16 +209,66 @@ def test_correlation_of_numeric_columns_only(backend):
 
 
 def test_approximate_path_matches_on_small_data(backend):
-    table = backend.create_table("t", pd.DataFrame({"x": [float(v) for v in range(1, 1001)], "k": ["a", "b"] * 500}))
+    table = backend.create_table("t", pd.DataFrame({"x": [float(v) for v in range(1, 5001)], "k": ["a", "b"] * 2500}))
 
     exact = profile_table(table, "t")
     approximate = profile_table(table, "t", exact_limit=0)
 
     assert approximate.exact is False
     assert approximate.columns["x"].distinct_exact is False
-    assert approximate.columns["x"].distinct == pytest.approx(1000, rel=0.05)
+    # DuckDB's HyperLogLog errs by up to about a fifth.
+    assert approximate.columns["x"].distinct == pytest.approx(5000, rel=0.25)
+    assert approximate.columns["x"].quantiles_exact is False
     assert approximate.columns["x"].quantiles["p50"] == pytest.approx(exact.columns["x"].quantiles["p50"], rel=0.02)
-    assert approximate.columns["x"].mean == pytest.approx(500.5, abs=TOLERANCE)
+    assert approximate.columns["x"].mean == pytest.approx(2500.5, abs=TOLERANCE)
+    # Few values in the sample: counted exactly even on the approximate path.
+    assert approximate.columns["k"].distinct_exact is True
+    assert approximate.columns["k"].distinct == 2
+
+
+def test_large_table_quantiles_come_from_the_sample(backend, monkeypatch):
+    from relmap_utils.profiling import profiler
+
+    # 20,000 rows of 0..19,999, one in ten null; a sample of about 2,000 rows.
+    values = [None if v % 10 == 0 else float(v) for v in range(20_000)]
+    table = backend.create_table("t", pd.DataFrame({"x": values}))
+    monkeypatch.setattr(profiler, "SAMPLE_ROWS", 2_000)
+
+    column = profile_table(table, "t", exact_limit=1_000).columns["x"]
+
+    assert column.quantiles_exact is False
+    assert column.quantiles["p50"] == pytest.approx(10_000, rel=0.1)
+    assert column.quantiles["p99"] == pytest.approx(19_800, rel=0.02)
+    # Counts, mean and the histogram still cover every row.
+    assert column.count == 18_000
+    assert column.mean == pytest.approx(sum(v for v in values if v is not None) / 18_000, abs=1e-6)
+    histogram = column.histogram
+    assert sum(histogram.counts) + histogram.below + histogram.above == 18_000
+    assert column.outliers == 0
+
+
+def test_binned_histogram_matches_grouped_counts(backend):
+    # Values on the bin edges, on the fences and infinity: DuckDB's
+    # histogram(value, boundaries) must count them as the portable group-by does.
+    values = [0.0, 1.0, 2.0, 2.5, 5.0, 7.5, 10.0, 10.0, 12.0, -3.0, float("inf"), None]
+    table = backend.create_table("t", pd.DataFrame({"x": values, "n": [0, 1, 2, 2, 5, 7, 10, 10, 12, -3, 4, 4]}))
+    specs = {
+        "x": stats.BinSpec(0.0, 10.0, 4, False, (1.0, 10.0)),
+        "n": stats.BinSpec(0, 10, 4, True, (-2.5, 9.5)),
+    }
+    layouts = {name: stats._bin_layout(spec) for name, spec in specs.items()}
+    grouped = {
+        name: stats._distribution(specs[name], layouts[name], *counts)
+        for name, counts in stats._grouped_counts(table, specs, layouts).items()
+    }
+
+    binned = stats.distributions(table, specs, {"x": 11, "n": 12})
+
+    assert binned == grouped
+    # Bins [0, 2.5), [2.5, 5), [5, 7.5), [7.5, 10]; 12 and infinity lie above.
+    assert binned["x"].histogram.counts == [3, 1, 1, 3]
+    assert (binned["x"].histogram.below, binned["x"].histogram.above) == (1, 2)
+    assert (binned["x"].outliers_low, binned["x"].outliers_high) == (2, 2)
 
 
 def test_query_count_does_not_grow_with_width(backend):
@@ -265,3 +315,16 @@ def test_empty_table(backend):
     assert profile.columns["x"].count == 0
     assert profile.columns["x"].histogram is None
     assert profile.columns["s"].top_values == []
+
+
+def test_profiling_package_imports_no_report_libraries():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from relmap_utils.profiling import profile_tables; "
+        "print(sorted(name for name in ('plotly', 'pandas') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert "plotly" not in result.stdout

@@ -40,9 +40,14 @@ from relmap_utils.profiling.semantic import decide_type, declared_type, needs_pa
 logger = logging.getLogger(__name__)
 
 # Tables up to this many rows get exact distinct counts and quantiles. Larger
-# tables get HyperLogLog counts and t-digest quantiles, because exact ones keep
-# every value in memory at once and approximate ones use a fixed amount.
+# tables get HyperLogLog counts and t-digest quantiles of a sample, because
+# exact ones keep every value in memory at once and approximate ones use a
+# fixed amount.
 EXACT_LIMIT = 100_000
+# On larger tables a column whose sample shows at most this many distinct
+# values still gets an exact distinct count: its hash table stays small, and
+# counting a few hundred values exactly is cheaper than HyperLogLog.
+SAMPLE_DISTINCT_LIMIT = 1000
 # Correlations are computed for at most this many numeric columns (n (n - 1) / 2 pairs).
 MAX_CORRELATION_COLUMNS = 60
 # Larger tables get their correlations from a random sample of about this many
@@ -133,13 +138,17 @@ def profile_table(
     # Quantiles come first, from a sample of large tables, so that the bins
     # and fences of the histograms are known when the full scan starts.
     numbers = [column for column, dtype in table_schema.items() if dtype.is_numeric()]
-    quantiles, pairs = _sample_pass(table, numbers, rows, exact)
+    quantiles, pairs, sample_distinct = _sample_pass(table, numbers, rows, exact)
+    exact_distinct = {
+        column for column in table_schema.names
+        if exact or (sample_distinct.get(column) is not None and sample_distinct[column] <= SAMPLE_DISTINCT_LIMIT)
+    }
     specs = {
         column: _bin_spec(table_schema[column], None, None, quantiles.get(column), histogram_bins)
         for column in numbers
         if _quantile_range(quantiles.get(column)) is not None
     }
-    summaries, key_null_rows, binned = _summary_pass(table, key, exact, as_of, specs)
+    summaries, key_null_rows, binned = _summary_pass(table, key, exact_distinct, as_of, specs)
     _pattern_pass(table, summaries, column_meta, schema_table)
     semantics = {
         column: decide_type(
@@ -152,8 +161,8 @@ def profile_table(
         for column, dtype in table_schema.items()
     }
     columns = {
-        column: _column_profile(name, column, dtype, rows, exact, summaries[column], semantics[column],
-                                column_meta.get(column))
+        column: _column_profile(name, column, dtype, rows, exact, column in exact_distinct, summaries[column],
+                                semantics[column], column_meta.get(column))
         for column, dtype in table_schema.items()
     }
     numeric = [column for column, profile in columns.items() if profile.semantic_type == "numeric"]
@@ -289,7 +298,7 @@ def _check_date_column(name: str, table_schema: Any, date_column: str | None) ->
 def _summary_pass(
     table: ir.Table,
     key: tuple[str, ...],
-    exact: bool,
+    exact_distinct: set[str],
     as_of: dt.date,
     specs: Mapping[str, stats.BinSpec],
 ) -> tuple[dict[str, dict[str, Any]], int | None, dict[str, Any] | None]:
@@ -297,7 +306,8 @@ def _summary_pass(
     # ``specs`` in the same scan; the third value is None where they are not.
     metrics: dict[tuple[str, str], ir.Scalar] = {}
     for column in table.columns:
-        for stat, expression in stats.summary_metrics(table[column], exact=exact, as_of=as_of).items():
+        expressions = stats.summary_metrics(table[column], exact=column in exact_distinct, as_of=as_of)
+        for stat, expression in expressions.items():
             metrics[(column, stat)] = expression
     if key:
         metrics[("", "key_nulls")] = stats.key_null_metric(table, key)
@@ -348,6 +358,7 @@ def _column_profile(
     dtype: Any,
     rows: int,
     exact: bool,
+    distinct_exact: bool,
     summary: Mapping[str, Any],
     semantic: SemanticType,
     meta: Mapping[str, Any] | None,
@@ -361,7 +372,7 @@ def _column_profile(
         rows=rows,
         count=int(summary.get("count") or 0),
         distinct=int(summary.get("distinct") or 0),
-        distinct_exact=exact,
+        distinct_exact=distinct_exact,
         pseudonymized=bool((meta or {}).get("pseudonymized")),
         quantiles_exact=exact,
         pattern_matches=dict(summary.get("pattern_matches") or {}),
@@ -450,8 +461,8 @@ def _sample_pass(
     numbers: list[str],
     rows: int,
     exact: bool,
-) -> tuple[dict[str, dict[str, float | None] | None], list[tuple[str, str, float]]]:
-    """Return the quantiles of the numeric columns and their correlations.
+) -> tuple[dict[str, dict[str, float | None] | None], list[tuple[str, str, float]], dict[str, int]]:
+    """Return the quantiles of the numeric columns, their correlations and the distinct values of the sample.
 
     Quantiles are exact over the whole table when it is exact (at most
     ``exact_limit`` rows), else t-digest estimates over a row sample; correlations come from the
@@ -459,6 +470,10 @@ def _sample_pass(
     Both usually read the same source, so one query serves them. The
     columns are all those stored as numbers, because the semantic types are
     not known yet; the caller keeps the results of the numeric ones.
+
+    On tables that are not exact, the sample's distinct values per column
+    (HyperLogLog) are the third value, so that columns with few values can
+    get exact distinct counts in the full scan; otherwise it is empty.
     """
     if len(numbers) > MAX_CORRELATION_COLUMNS:
         logger.warning(
@@ -474,8 +489,12 @@ def _sample_pass(
         metrics[0][("quantiles", column)] = stats.quantile_metric(quantile_source[column], exact=exact)
     pairs = stats.correlation_metrics(sample, numbers[:MAX_CORRELATION_COLUMNS])
     metrics[len(sources) - 1].update({("corr", pair): expression for pair, expression in pairs.items()})
+    if not exact:
+        for column in table.columns:
+            metrics[len(sources) - 1][("distinct", column)] = sample[column].approx_nunique()
 
     quantiles: dict[str, dict[str, float | None] | None] = {}
+    distinct: dict[str, int] = {}
     correlations = []
     for index, source in enumerate(sources):
         for (kind, label), value in stats.run_aggregate(source, metrics[index]).items():
@@ -484,10 +503,13 @@ def _sample_pass(
                     name: stats.clean_number(level) for name, level in zip(QUANTILES, value, strict=True)
                 }
                 continue
+            if kind == "distinct":
+                distinct[label] = int(value or 0)
+                continue
             number = stats.clean_number(value)
             if number is not None:
                 correlations.append((label[0], label[1], number))
-    return quantiles, correlations
+    return quantiles, correlations, distinct
 
 
 def _damaged_identifier_pass(table: ir.Table, columns: dict[str, ColumnProfile]) -> None:
