@@ -111,7 +111,10 @@ def test_no_personal_data_in_outputs(demo_run, stage_folder):
     texts += [path.read_text(encoding="utf-8-sig") for path in stage_folder.rglob("*.csv")]
     texts += [path.read_text(encoding="utf-8") for path in stage_folder.rglob("*.md")]
     texts += [pd.read_parquet(path).to_csv() for path in stage_folder.glob("*.parquet")]
-    everything = "\n".join(texts)
+    # The embedded plotly.js library is most of the text and holds no data.
+    from plotly.offline import get_plotlyjs
+
+    everything = "\n".join(texts).replace(get_plotlyjs(), "")
     assert sorted(value for value in values if value in everything) == []
 
 
