@@ -146,8 +146,8 @@ def fit_logit(frame: pd.DataFrame, target: np.ndarray, maxiter: int = 100) -> Lo
     -----
     Only single-feature separation is searched before the fit. Separation
     by a combination of features shows as fitted probabilities of exactly 0
-    or 1; the fit is then marked not converged and the features with the
-    largest coefficients named, as statsmodels' own check does.
+    or 1; the fit is then marked not converged (``converged`` False), but
+    no feature is named.
     """
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
