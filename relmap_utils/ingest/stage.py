@@ -36,7 +36,7 @@ from relmap_utils.context import INGEST_STAGE, RunContext
 from relmap_utils.engine import connect
 from relmap_utils.errors import PrivacyError, SourceError
 from relmap_utils.i18n import Msg
-from relmap_utils.ingest import privacy
+from relmap_utils.ingest import privacy, warehouse
 from relmap_utils.ingest.source import ReadResult, read_source
 from relmap_utils.ingest.typing import IBIS_TYPES
 from relmap_utils.plural import counted
@@ -232,6 +232,7 @@ def _apply_treatments(
     types: dict[str, str],
     treatments: dict[str, str],
     key_table: ir.Table,
+    pseudonymize: Any = privacy.pseudonymize_expr,
 ) -> tuple[ir.Table, dict[str, str]]:
     columns: dict[str, ir.Value] = {}
     out_types: dict[str, str] = {}
@@ -241,7 +242,7 @@ def _apply_treatments(
         if treatment == "drop":
             continue
         if treatment == "pseudonymize":
-            columns[name] = privacy.pseudonymize_expr(value, key_table)
+            columns[name] = pseudonymize(value, key_table)
             out_types[name] = "id"
         elif treatment == "year_only":
             if kind not in ("date", "datetime"):
@@ -271,6 +272,7 @@ def _source_report(source: Source, result: ReadResult) -> dict[str, Any]:
         "unparsed_values",
         "columns_declared",
         "columns_guessed",
+        "warehouse_tables",
     )
     report = {"name": source.name, "table": source.table}
     report.update({key: info.get(key) for key in keys})
@@ -374,37 +376,54 @@ def run_ingest(ctx: RunContext) -> dict[str, Any]:
 
     # Source files are read by DuckDB on the driver whatever engine.backend says: the readers,
     # date parsing and keyed hashing use DuckDB functions. Later stages read the Parquet
-    # tables written here with the configured engine (Spark included).
+    # tables written here with the configured engine (Spark included). Query sources of a
+    # pyspark engagement read the warehouse, so Spark runs them (see ingest.warehouse).
     backend = connect(ctx.engagement.engine.model_copy(update={"backend": "duckdb"}))
+    spark_names = {source.name for source in warehouse.spark_sources(engagement)}
+    spark_backend = connect(engagement.engine, timezone=engagement.timezone) if spark_names else None
     try:
-        report = _ingest(ctx, engagement, backend, key)
+        report = _ingest(ctx, engagement, backend, key, spark_backend)
     except (SourceError, PrivacyError) as exc:
         logger.error("ingest failed: %s", exc)
         raise
     finally:
         privacy.remove_key(backend)
         backend.disconnect()
+        if spark_backend is not None:
+            # The session stays up for the caller (a notebook may share it); only ingest's views go.
+            warehouse.drop_views(spark_backend, sorted(spark_names))
     logger.info("ingest finished in %.1f s", time.perf_counter() - started)
     return report
 
 
-def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -> dict[str, Any]:
+def _ingest(
+    ctx: RunContext, engagement: Engagement, backend: Any, key: bytes, spark_backend: Any = None
+) -> dict[str, Any]:
     ordered = [source for source in engagement.sources if source.sql is None]
     ordered += [source for source in engagement.sources if source.sql is not None]
+    spark_names = {source.name for source in warehouse.spark_sources(engagement)}
+    file_names = {source.name for source in engagement.sources if source.name not in spark_names}
     staging: dict[str, ir.Table] = {}
     results: list[tuple[Source, ReadResult]] = []
     with tempfile.TemporaryDirectory(prefix="relmap-ingest-") as scratch:
         for source in ordered:
-            result = read_source(
-                source,
-                ctx.engagement_dir,
-                backend,
-                staging,
-                timezone=engagement.timezone,
-                temp_dir=Path(scratch),
-            )
+            if source.name in spark_names:
+                result = warehouse.read_warehouse_source(
+                    source, spark_backend, file_sources=file_names, timezone=engagement.timezone
+                )
+            else:
+                result = read_source(
+                    source,
+                    ctx.engagement_dir,
+                    backend,
+                    staging,
+                    timezone=engagement.timezone,
+                    temp_dir=Path(scratch),
+                )
             check_targets(source)
             check_required(source, set(result.column_types))
+            if source.name in spark_names:
+                warehouse.register_staging(spark_backend, source, result)
             staging[source.name] = result.table
             results.append((source, result))
             logger.info(
@@ -416,11 +435,13 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
             )
 
     by_table = group_by_table(results)
+    spark_tables = warehouse.check_table_engines(by_table, spark_names)
     prepared, problems = scan_tables(engagement, by_table)
     if problems:
         raise PrivacyError("ingest.personal_data_found", problems=problems)
 
     key_table = privacy.install_key(backend, key)
+    spark_key_table = warehouse.install_key(spark_backend, key) if spark_tables else None
 
     tables_dir = ctx.tables_dir
     tables_dir.mkdir(parents=True, exist_ok=True)
@@ -429,11 +450,17 @@ def _ingest(ctx: RunContext, engagement: Engagement, backend: Any, key: bytes) -
     tables_report: dict[str, Any] = {}
     privacy_report: dict[str, dict[str, list[str]]] = {"pseudonymized": {}, "dropped": {}, "year_only": {}}
     for table_name, (union, types, treatments, fallbacks) in prepared.items():
-        final, out_types = _apply_treatments(table_name, union, types, treatments, key_table)
         target = tables_dir / f"{table_name}.parquet"
-        temporary = target.with_name(target.name + ".tmp")
-        backend.to_parquet(final, temporary)
-        os.replace(temporary, target)
+        if table_name in spark_tables:
+            final, out_types = _apply_treatments(
+                table_name, union, types, treatments, spark_key_table, warehouse.pseudonymize_expr
+            )
+            warehouse.write_parquet(spark_backend, final, target)
+        else:
+            final, out_types = _apply_treatments(table_name, union, types, treatments, key_table)
+            temporary = target.with_name(target.name + ".tmp")
+            backend.to_parquet(final, temporary)
+            os.replace(temporary, target)
         rows = pq.read_metadata(target).num_rows
 
         parts = by_table[table_name]

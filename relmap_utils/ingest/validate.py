@@ -24,7 +24,7 @@ from relmap_utils import schema
 from relmap_utils.config import Engagement, Source
 from relmap_utils.errors import PrivacyError, RelmapError, SourceError
 from relmap_utils.i18n import Msg
-from relmap_utils.ingest import privacy
+from relmap_utils.ingest import privacy, warehouse
 from relmap_utils.ingest.encoding import normalize_encoding, open_bytes, read_sample, sniff_encoding
 from relmap_utils.ingest.layout import HEAD_ROWS, Merge, detect_layout
 from relmap_utils.ingest.readers import SEPARATOR_NAMES, SPACES, sniff_separator
@@ -190,14 +190,37 @@ def validate_sources(engagement: Engagement, engagement_dir: Path) -> list[Relma
         problems.append(exc)
 
     known = {source.name for source in engagement.sources}
+    on_spark = {source.name for source in warehouse.spark_sources(engagement)}
     failed: set[str] = set()
     for source in engagement.sources:
         count = len(problems)
-        _check_source(source, engagement_dir, known, problems)
+        if source.name in on_spark:
+            _check_warehouse_source(source, known - on_spark, problems)
+        else:
+            _check_source(source, engagement_dir, known, problems)
         if len(problems) > count:
             failed.add(source.name)
-    problems.extend(scan_sources(engagement, engagement_dir, failed))
+    if on_spark:
+        # Validation starts no Spark session, so warehouse queries, their columns and their
+        # personal data are checked when ingest runs them.
+        logger.info("warehouse sources checked at run time only: %s", ", ".join(sorted(on_spark)))
+    problems.extend(scan_sources(engagement, engagement_dir, failed | on_spark))
     return problems
+
+
+def _check_warehouse_source(source: Source, file_sources: set[str], problems: list[RelmapError]) -> None:
+    """Check a Spark query source without Spark: its table, that it is one query, and what it names."""
+    if source.table is not None and source.table not in schema.TABLES:
+        problems.append(
+            SourceError("ingest.table_unknown", source=source.name, table=source.table, tables=", ".join(sorted(schema.TABLES)))
+        )
+        return
+    try:
+        names = warehouse.query_tables(source)
+        warehouse.check_file_sources(source, names, file_sources)
+        check_targets(source)
+    except SourceError as exc:
+        problems.append(exc)
 
 
 def _check_source(source: Source, engagement_dir: Path, known: set[str], problems: list[RelmapError]) -> None:
