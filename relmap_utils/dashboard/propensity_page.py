@@ -94,8 +94,16 @@ class PropensityPage(StagePage):
             render.display_html(render.paragraph(tr("profiling.report.none")))
             return
         texts = self._feature_texts()
-        filtered_section([self._product_spec()], lambda filters: render.show_figure(report.importance_chart(
-            self.importance, filters.get("product") or self.modelled[0], texts)))
+        sample = self.read_table("shap_sample.parquet")
+
+        def draw(filters: dict[str, str | None]) -> None:
+            product = filters.get("product") or self.modelled[0]
+            render.show_figure(report.importance_chart(self.importance, product, texts))
+            own = sample[sample["product"] == product] if not sample.empty else sample
+            if not own.empty:
+                render.show_figure(report.dependence_chart(sample, product, str(own["feature"].iloc[0])))
+
+        filtered_section([self._product_spec()], draw)
 
     def _feature_texts(self) -> dict[str, dict[str, str]]:
         path = self.run.artifact_path("02_map", "feature_dictionary.parquet")

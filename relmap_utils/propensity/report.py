@@ -97,6 +97,14 @@ def show_importance(outcome: dict[str, Any]) -> None:
         charts.show(importance_chart(importance, product, outcome["inputs"].dictionary))
 
 
+def show_dependence(outcome: dict[str, Any], features: int = 2) -> None:
+    """Display the SHAP dependence plots of the top ``features`` features of every modelled product."""
+    sample = outcome["shap_sample"]
+    for product in sample["product"].unique() if len(sample) else []:
+        for feature in sample.loc[sample["product"] == product, "feature"].unique()[:features]:
+            charts.show(dependence_chart(sample, product, feature))
+
+
 def dependence_chart(shap_sample: pd.DataFrame, product: str, feature: str) -> go.Figure:
     """SHAP value against the feature value for one product and feature (numeric or categorical)."""
     rows = shap_sample[(shap_sample["product"] == product) & (shap_sample["feature"] == feature)]
