@@ -238,6 +238,49 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             ),
         ),
     ),
+    "05_risk": (
+        ExportTable(
+            "indicators.parquet",
+            "risk.export.sheet.indicators",
+            (
+                _column("variable", "risk.header.variable"),
+                _column("iv", "risk.header.iv"),
+                _column("iv_band", "risk.header.band_text", values="risk.band.iv.{value}"),
+                _column("ks", "risk.header.ks"),
+                _column("auc", "risk.header.auc"),
+                _column("vif", "risk.header.vif"),
+                _column("multi_odds_ratio", "risk.header.multi_odds_ratio"),
+                _column("status", "risk.header.status_text", values="risk.status.{value}"),
+                _column("reason_zh", "risk.header.reason_zh"),
+                _column("reason_en", "risk.header.reason_en"),
+            ),
+        ),
+        ExportTable(
+            "scorecard.parquet",
+            "risk.export.sheet.scorecard",
+            tuple(_column(name, f"risk.header.{name}") for name in (
+                "variable", "bin", "count", "bad_rate", "woe", "coef", "points")),
+        ),
+        ExportTable(
+            "backtest_monthly.parquet",
+            "risk.export.sheet.backtest",
+            tuple(_column(name, f"risk.header.{name}") for name in (
+                "as_of", "customers", "warned", "defaults_in_horizon", "warned_precision", "warned_recall", "k",
+                "precision_at_k", "recall_at_k")),
+        ),
+        ExportTable(
+            "warnings.parquet",
+            "risk.export.sheet.warnings",
+            (
+                _column("customer_id", "risk.header.customer"),
+                _column("as_of", "risk.header.as_of"),
+                _column("risk_pd", "risk.header.risk_pd"),
+                _column("risk_band", "risk.header.band", values="risk.band.{value}"),
+                _column("reasons_zh", "risk.header.reason_zh"),
+                _column("reasons_en", "risk.header.reason_en"),
+            ),
+        ),
+    ),
 }
 
 
