@@ -91,7 +91,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     raw_labels = data_module.load_labels(backend, tables, settings)
     window_start = settings.label_window_start or min(raw_labels["label_date"])
 
-    inputs = load_inputs(ctx, tables, settings, window_start)
+    inputs = load_inputs(ctx, tables, settings, window_start, max(raw_labels["label_date"]))
     folder = ctx.artifacts(STAGE_ID)
     products = settings.products or sorted(raw_labels["product"].unique())
     from threadpoolctl import threadpool_limits
@@ -121,7 +121,7 @@ class Inputs:
 
 
 def load_inputs(ctx: RunContext, tables: Mapping[str, Any], settings: PropensityParams,
-                window_start: dt.date) -> Inputs:
+                window_start: dt.date, last_label: dt.date | None = None) -> Inputs:
     """Read the training and scoring frames, pick the features and encode them.
 
     Raises
@@ -147,7 +147,8 @@ def load_inputs(ctx: RunContext, tables: Mapping[str, Any], settings: Propensity
     else:
         if extra is None:
             raise StageError("propensity.no_feature_source")
-        features_as_of, scoring_as_of = None, settings.scoring_as_of
+        # Customer columns are a single snapshot: it is scored as of the last label date.
+        features_as_of, scoring_as_of = None, settings.scoring_as_of or last_label
         train_frame = score_frame = extra
 
     personal = [column.name for column in schema.table("customers").columns if column.personal]
@@ -233,7 +234,11 @@ def model_product(product: str, raw_labels: pd.DataFrame, inputs: Inputs, settin
         return _skipped(Skip(product, "propensity.skip.too_few_positives",
                              {"positives": positives, "floor": settings.min_positives}))
     index = pd.Series(np.arange(len(inputs.train_frame)), index=inputs.train_frame["customer_id"])
-    labels = labels[labels["customer_id"].isin(index.index)].reset_index(drop=True)
+    known = labels["customer_id"].isin(index.index)
+    if not known.all():
+        logger.warning("product %s: %d labelled customers are not in the feature table and are left out",
+                       product, int((~known).sum()))
+    labels = labels[known].reset_index(drop=True)
     rows = index.loc[labels["customer_id"]].to_numpy()
     target = labels["target"].to_numpy()
     test_mask, cutoff = data_module.split_rows(labels, settings)
@@ -422,7 +427,7 @@ def add_exclusions(scores: pd.DataFrame, inputs: Inputs, settings: PropensityPar
     campaign = settings.campaign
     ids = inputs.score_frame["customer_id"]
     policy_source = inputs.policy_frame if inputs.policy_frame is not None else pd.DataFrame({"customer_id": ids})
-    policy = nbp.contact_exclusions(policy_source, campaign, inputs.scoring_as_of or dt.date.today())
+    policy = nbp.contact_exclusions(policy_source, campaign, inputs.scoring_as_of)
     policy = policy.set_index("customer_id")
     tolerance_feature = campaign.suitability.tolerance_feature
     tolerance = inputs.score_frame.set_index("customer_id")[tolerance_feature] \
