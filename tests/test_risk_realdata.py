@@ -1,9 +1,9 @@
 """Risk indicators on real data: German credit (textbook IV, scorecard quality) and Berka.
 
 German credit: the IV of each categorical variable on its raw categories is
-compared with the textbook formula computed here from a crosstab of the
-original coded file (german.data, where 2 marks a bad customer), so the
-decoding of the CSV is checked too. Reference values from the literature:
+compared with the textbook formula, computed here from a crosstab of the
+original coded file (german.data, where 2 marks a bad customer). That checks
+the decoding of the CSV too. Reference values from the literature:
 status of checking account 0.6660 and credit history 0.2932.
 """
 

@@ -51,7 +51,11 @@ def backtest_table(summary: Mapping[str, Any], locale: str | None = None) -> pd.
 def _format(value: Any, percent: bool) -> str:
     if value is None:
         return "-"
-    return f"{value:.1%}" if percent else f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+    if percent:
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return f"{value:,}"
 
 
 def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:

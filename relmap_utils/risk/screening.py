@@ -369,9 +369,9 @@ def fit_logit(design: pd.DataFrame, target: np.ndarray) -> pd.DataFrame | None:
 
 
 def _univariate_logit(values: pd.Series, woe: pd.Series, y: np.ndarray) -> dict[str, Any]:
-    # On its own WoE a variable's coefficient is 1 by construction, so the
-    # univariate odds ratio of a numeric variable is per standard deviation
-    # of its value (missing rows left out); a categorical one uses its WoE.
+    # On its own WoE a variable's coefficient is 1 by construction. So a
+    # numeric variable's univariate odds ratio is per standard deviation of
+    # its value, with missing rows left out, and a categorical one uses its WoE.
     empty = {"uni_basis": None, "uni_coef": None, "uni_odds_ratio": None, "uni_p_value": None}
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         present = values.notna().to_numpy()
@@ -396,7 +396,7 @@ def _multivariate_logit(woe: pd.DataFrame, y: np.ndarray, candidates: list[str],
     # Backward elimination, one variable per refit. With WoE = ln(%bad/%good)
     # every coefficient should be positive: a negative one means the
     # variable's effect is taken by others. A coefficient with a p-value above
-    # max_p_value adds nothing the others do not carry; quasi-separation on a
+    # max_p_value adds nothing the others do not carry. Quasi-separation on a
     # small sample shows as huge coefficients with p-values near 1 and ends here.
     kept = list(candidates)
     empty = pd.DataFrame(columns=["variable", "coef", "std_err", "p_value", "odds_ratio"])

@@ -404,11 +404,12 @@ def make_warning_list(profile: pd.DataFrame, signals: Sequence[str]) -> pd.DataF
     model_text = bilingual("risk.signal.model")
     for locale, column in (("zh_CN", "reasons_zh"), ("en", "reasons_en")):
         texts = []
+        separator = "；" if locale == "zh_CN" else "; "
         for sentence, by in zip(sentences, warned["warned_by"]):
-            text = sentence[locale]
+            parts = [sentence[locale]] if sentence[locale] else []
             if by in ("model", "rules_and_model"):
-                text = (text + ("；" if locale == "zh_CN" else "; ") if text else "") + model_text[locale]
-            texts.append(text)
+                parts.append(model_text[locale])
+            texts.append(separator.join(parts))
         warned[column] = texts
     warned["as_of"] = pd.to_datetime(warned["as_of"]).dt.date
     return warned.sort_values(["as_of", "risk_pd"], ascending=[False, False])[columns].reset_index(drop=True)
