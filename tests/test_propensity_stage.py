@@ -127,3 +127,21 @@ def test_features_dated_inside_window_refused(run_dir):
 
     with pytest.raises(StageError, match="not before the label window start 2024-01-01"):
         run_stage(RunContext.open(run_dir), features_as_of="2024-06-30")
+
+
+def test_run_without_labels_is_skipped_with_reason(tmp_path):
+    from relmap_utils.propensity import run_stage
+
+    folder = tmp_path / "runs" / "run-1"
+    _write(pd.DataFrame({"customer_id": ["a", "b"]}), folder / "artifacts" / "00_ingest" / "tables" /
+           "customers.parquet")
+    engagement = {"name": "unit", "client": "test", "locale": "en",
+                  "sources": [{"name": "customers", "path": "data/customers.csv", "table": "customers"}]}
+    (folder / "engagement.yaml").write_text(yaml.safe_dump(engagement), encoding="utf-8")
+
+    result = run_stage(RunContext.open(folder))
+
+    summary = json.loads((folder / "artifacts" / "04_propensity" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "skipped"
+    assert "no labels table" in summary["message_en"]
+    assert result["products"].empty

@@ -211,6 +211,7 @@ def write_html_report(path: Path, outcome: dict[str, Any], locale: str, engageme
     parts = [f"<h1>{html.escape(tr('propensity.report.title', locale=locale))}</h1>",
              f"<p class='meta'>{html.escape(engagement)} · {html.escape(run_id)} · "
              f"{dt.datetime.now(dt.timezone.utc).date().isoformat()}</p>",
+             f"<p>{html.escape(outcome['summary'].get('message_zh' if locale == 'zh_CN' else 'message_en', ''))}</p>",
              f"<h2>{html.escape(tr('propensity.report.products', locale=locale))}</h2>",
              products_table(outcome["products"], locale).to_html(index=False, border=0, na_rep=""),
              f"<h2>{html.escape(tr('propensity.report.metrics', locale=locale))}</h2>",

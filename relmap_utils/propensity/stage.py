@@ -55,6 +55,8 @@ STAGE_ID = "04_propensity"
 MAP_STAGE = "02_map"
 BACKGROUND_ROWS = 100
 TOP_SHAP_FEATURES = 5
+# Missing inputs that skip the whole stage with a stated reason rather than fail it.
+NOTHING_TO_MODEL = ("propensity.no_labels", "propensity.no_takeup_labels")
 
 
 def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
@@ -88,7 +90,12 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     settings = check_parameters(params)
     backend = ctx.connect()
     tables = ctx.canonical_tables(backend)
-    raw_labels = data_module.load_labels(backend, tables, settings)
+    try:
+        raw_labels = data_module.load_labels(backend, tables, settings)
+    except StageError as exc:
+        if exc.key not in NOTHING_TO_MODEL:
+            raise
+        return skip_stage(ctx, exc, settings)
     window_start = settings.label_window_start or min(raw_labels["label_date"])
 
     inputs = load_inputs(ctx, tables, settings, window_start, max(raw_labels["label_date"]))
@@ -110,6 +117,27 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     logger.info("finished stage %s in %.1f s: %d products modelled, %d skipped", STAGE_ID,
                 time.perf_counter() - started, outcome["summary"]["products_modelled"],
                 outcome["summary"]["products_skipped"])
+    return outcome
+
+
+def skip_stage(ctx: RunContext, reason: StageError, settings: PropensityParams) -> dict[str, Any]:
+    """Finish without models when the run has no take-up labels, stating the reason in summary.json."""
+    logger.warning("stage %s skipped: %s", STAGE_ID, reason.render("en"))
+    folder = ctx.artifacts(STAGE_ID)
+    summary = {"stage": STAGE_ID, "status": "skipped", "reason": reason.key,
+               "message_zh": reason.render("zh_CN"), "message_en": reason.render("en"),
+               "split": settings.split.method, "products_modelled": 0, "products_skipped": 0, "products": {},
+               "parameters": settings.model_dump(mode="json")}
+    write_json(summary, folder / "summary.json")
+    empty = pd.DataFrame()
+    outcome: dict[str, Any] = {name: empty for name in (
+        "products", "metrics", "gains", "reliability", "importance", "shap_sample", "scores", "next_best", "reasons")}
+    outcome.update(summary=summary, campaigns={}, model_docs={}, inputs=None,
+                   artifacts={"summary": str(folder / "summary.json")})
+    from relmap_utils.propensity import report
+
+    outcome["report"] = str(report.write_html_report(ctx.reports_dir / f"{STAGE_ID}.html", outcome,
+                                                     ctx.engagement.locale, ctx.engagement.name, ctx.run_dir.name))
     return outcome
 
 
