@@ -2,21 +2,24 @@
 
 A table is read in a fixed number of queries whatever its width:
 
-1. one aggregate with the summary metrics of every column (counts, distinct,
-   minimum, maximum, mean, standard deviation, lengths);
-2. one aggregate with personal-data pattern counts, only for undeclared text
+1. one aggregate with the quantiles and the Pearson correlations of every
+   column stored as numbers, on a seeded sample of about 100,000 rows for
+   larger tables, and there also the sample's distinct values per column;
+2. one aggregate with the summary metrics of every column (counts, distinct,
+   minimum, maximum, mean, standard deviation, lengths) and, on DuckDB, the
+   histogram bins and outlier counts of the numeric columns, whose bins and
+   fences the quantiles of pass 1 fix;
+3. one aggregate with personal-data pattern counts, only for undeclared text
    columns with many distinct values (often none);
-3. one aggregate with the quantiles and the Pearson correlations of the
-   numeric columns, on a seeded sample of about 100,000 rows for larger tables;
-4. one query with the histogram bins and outlier counts of all numeric
-   columns;
-5. one query with the top values of all category and boolean columns, one
+4. one query with the top values of all category and boolean columns, one
    with rows per month, one counting duplicate keys, and one counting
-   damaged identifiers in text identifier columns (often none).
+   damaged identifiers in text identifier columns (often none). Histograms
+   not counted in pass 2 (other backends, or equal 1st and 99th percentile)
+   take one more query.
 
-Semantic types are decided between passes 2 and 3, because they select the
-statistics a column gets: only numeric columns get quantiles, so the sample
-pass and the histograms skip codes, identifiers and flags stored as numbers.
+Semantic types are decided after pass 3, because they select the
+statistics a column gets; passes 1 and 2 compute quantiles and histograms
+for every column stored as numbers, and only the numeric ones keep them.
 """
 
 from __future__ import annotations
