@@ -392,6 +392,34 @@ def test_unparsed_dates_stop_ingest(spark_run):
         run_ingest(ctx)
 
 
+SCAN_VALUES = {
+    "note": ["联系电话13812340001", "a.b@example.com", "ok", None, "11010519491231002X", "4111111111111111"],
+    "card_no": ["12345678901234567890", "4111111111111111", "1234", "6222021234567890123", "", "x"],
+    "holder_name": ["张三", "", None, "李四", "王五", "赵六"],
+    "code": ["TX2023010500012345", "110105194912310021", " 13912345678 ", "4000000000000002", "0", "1"],
+}
+
+
+def test_spark_scan_counts_equal_duckdb(session):
+    import ibis
+
+    from relmap_utils import engine
+    from relmap_utils.ingest import privacy
+
+    frame = pd.DataFrame(SCAN_VALUES)
+    duckdb_backend = engine.connect()
+    expected = privacy.scan_personal_data(duckdb_backend.create_table("scan_values", frame), allowlist=["4000000000000002"])
+    backend = ibis.pyspark.connect(session)
+    # From tuples with a schema: from pandas, Spark would turn None into the text 'NaN'.
+    rows = list(zip(*SCAN_VALUES.values()))
+    session.createDataFrame(rows, ", ".join(f"{name} string" for name in SCAN_VALUES)).createOrReplaceTempView("scan_values")
+    actual = privacy.scan_personal_data(backend.table("scan_values"), allowlist=["4000000000000002"])
+
+    assert expected["note"] == {"mobile": 1, "email": 1, "resident_id": 1, "card": 1}
+    assert expected["card_no"]["number"] == 2
+    assert actual == expected
+
+
 def test_strptime_formats_translate():
     source = warehouse.Source(name="s", sql="SELECT 1")
     assert warehouse.spark_pattern(source, "d", "%Y年%m月%d日") == "yyyy'年'MM'月'dd'日'"
