@@ -124,8 +124,10 @@ def test_range_test_on_text_rejected():
         ({"tiers": {"rules": [{"code": "a", "when": {"aum": {"min": "lots"}}}]}}, "tiers.rules.0.when"),
         ({"rfm": {"bins": 5, "high_score": 6}}, "stages.segmentation.params.rfm"),
         ({"colour": "red"}, "stages.segmentation.params.colour"),
+        ({"clusters": {"method": "kmeans", "criterion": "bic"}}, "stages.segmentation.params.clusters"),
     ],
-    ids=["k_below_2", "k_range_reversed", "unknown_method", "repeated_code", "bad_amount", "high_score", "unknown_key"],
+    ids=["k_below_2", "k_range_reversed", "unknown_method", "repeated_code", "bad_amount", "high_score", "unknown_key",
+         "bic_with_kmeans"],
 )
 def test_bad_parameters_name_key_path(params, path):
     with pytest.raises(ConfigError) as caught:

@@ -184,6 +184,12 @@ class ClusterParams(_Strict):
             raise ValueError("k is an integer >= 2 or a range [low, high] with 2 <= low <= high")
         return value
 
+    @model_validator(mode="after")
+    def _bic_needs_mixture(self) -> "ClusterParams":
+        if self.criterion == "bic" and self.method != "gmm":
+            raise ValueError("criterion bic needs method gmm, because KMeans has no likelihood; use silhouette")
+        return self
+
     @property
     def k_values(self) -> list[int]:
         """Every k to try, lowest first."""
