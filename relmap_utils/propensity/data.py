@@ -144,8 +144,10 @@ def product_labels(raw: pd.DataFrame, product: str) -> tuple[pd.DataFrame | None
                           {"values": ", ".join(refused)[:200], "value": value, "rows": sum(refused.values()),
                            "first_rows": count})
     frame = rows.assign(target=parsed.astype(int))
-    first_taken = frame[frame.target == 1].groupby("customer_id")["label_date"].min()
-    last_seen = frame.groupby("customer_id")["label_date"].max()
+    # sort=False keeps the labels table's row order, so a seeded random split
+    # picks the same rows whatever the pseudonym key (pseudonyms sort randomly).
+    first_taken = frame[frame.target == 1].groupby("customer_id", sort=False)["label_date"].min()
+    last_seen = frame.groupby("customer_id", sort=False)["label_date"].max()
     result = pd.DataFrame({"label_date": last_seen})
     result["target"] = 0
     result.loc[first_taken.index, "target"] = 1
