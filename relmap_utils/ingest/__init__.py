@@ -13,7 +13,9 @@ ReadResult
     What :func:`read_source` returns.
 
 Pseudonyms and the personal-data scan live in
-:mod:`relmap_utils.ingest.privacy`.
+:mod:`relmap_utils.ingest.privacy`. Query sources of a ``pyspark``
+engagement that name warehouse tables are read on Spark by
+:mod:`relmap_utils.ingest.warehouse`.
 """
 
 from relmap_utils.ingest.source import ReadResult, read_source
