@@ -408,16 +408,16 @@ def read_warehouse_source(
     Returns
     -------
     ReadResult
-        The typed table is a Spark view; ``info`` holds the counts of the
-        file path (rows, unparsed values, damaged identifiers) and the
+        The typed table is a Spark view. ``info`` contains the counts a file
+        source reports (rows, unparsed values, damaged identifiers) and the
         warehouse tables the query names.
 
     Raises
     ------
     SourceError
         The query is not one SELECT, reads files, names a file source, a
-        missing table or column; a mapped column is missing; a declared type
-        does not fit more than 5 % of a column's values.
+        missing table or column. A mapped column is missing, or more than
+        5 % of a column's non-empty values do not parse as its declared type.
     """
     number = next(_READ_NUMBER)
     names = query_tables(source)
@@ -487,6 +487,9 @@ def _type_columns(source: Source, table: ir.Table, plan: list[_Column], info: di
     constant_types: dict[str, str] = {}
     for name, value in source.constants.items():
         typed[name], constant_types[name] = _constant(name, value, source.table)
+    # NOTE: nothing is cached, so Spark reads the warehouse table three times: for these
+    # counts, for the personal-data scan and for the write. Caching would keep unpseudonymized
+    # rows in executor memory and local disk until the run ends.
     stored = clean.select(**typed)
     tally = run_aggregates(clean, checks)
 
