@@ -321,7 +321,8 @@ def scan_personal_data(
         A value counts for one value kind only, the first of
         :data:`VALUE_KINDS` it matches. Values themselves are never returned.
     """
-    if getattr(table._find_backend(), "name", None) == "pyspark":
+    backends, _ = table._find_backends()
+    if any(getattr(backend, "name", None) == "pyspark" for backend in backends):
         # Spark's optimizer and code generator stall on the check-digit expressions below.
         from relmap_utils.ingest import warehouse
 
