@@ -8,9 +8,9 @@ same columns. Ingest on Spark must write the same canonical tables
 on DuckDB from the files.
 
 The warehouse uses Spark's Hive catalog with a Derby metastore under
-tmp_path when no Spark session is running yet in the test process, and
-Spark's built-in catalog otherwise: the catalog is fixed when a session
-starts, and another test module may have started one.
+tmp_path when no Spark session is running yet in the test process. Otherwise
+it uses Spark's built-in catalog, because the catalog is fixed when a session
+starts and another test module may have started one.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         conf["spark.sql.catalogImplementation"] = "hive"
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={root / 'metastore'};create=true"
     session = spark.spark_session(conf, master="local[2]")
-    # Derby writes derby.log into the working folder unless told otherwise; the metastore starts lazily.
+    # Derby writes derby.log into the working folder by default. The metastore starts on first use, after this.
     session._jvm.java.lang.System.setProperty("derby.stream.error.file", str(root / "derby.log"))
     session.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     for name, frame in bank_tables().items():
@@ -426,6 +426,25 @@ def test_spark_scan_counts_equal_duckdb(session):
     assert expected["note"] == {"mobile": 1, "email": 1, "resident_id": 1, "card": 1}
     assert expected["card_no"]["number"] == 2
     assert actual == expected
+
+
+def test_validate_checks_warehouse_query_form(tmp_path, monkeypatch):
+    from relmap_utils.config import Engagement
+    from relmap_utils.ingest import validate_sources
+
+    monkeypatch.setenv("RELMAP_PSEUDONYM_KEY", "spark-ingest-test-key-0123456789")
+    engagement = Engagement.model_validate({
+        "name": "e", "client": "c", "engine": {"backend": "pyspark"},
+        "sources": [
+            warehouse_source("customers"),
+            warehouse_source("accounts", sql="SELECT * FROM parquet.`/tmp/accounts.parquet`"),
+        ],
+    })
+
+    problems = validate_sources(engagement, tmp_path)
+
+    assert [problem.key for problem in problems] == ["ingest.warehouse_query_reads_file"]
+    assert "dw_accounts" in problems[0].render("en")
 
 
 def test_strptime_formats_translate():
