@@ -1,6 +1,6 @@
 """run_stage on a hand-made run folder: bad inputs are reported and the rest still runs.
 
-The run folder holds a synthetic map (two or more month-ends, 600
+The run folder contains a synthetic map (one to four month-ends, 600
 customers) and a labels table, written straight to Parquet, so the stage
 runs without ingest or the map stage.
 """
