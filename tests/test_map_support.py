@@ -229,3 +229,17 @@ def write_run(folder: Path, tables: dict[str, pd.DataFrame] | None = None, local
     for name, frame in (tables if tables is not None else frames()).items():
         write_parquet(frame, name, tables_dir / f"{name}.parquet")
     return run
+
+
+def test_card_customer_without_coverage_flags():
+    from relmap_utils.features.report import _pick_customer
+
+    connection = ibis.duckdb.connect()
+    plain = connection.create_table("plain", pd.DataFrame({"customer_id": ["b", "a"], "age": [30, 40]}))
+    flagged = connection.create_table(
+        "flagged",
+        pd.DataFrame({"customer_id": ["b", "a"], "profile_covered": [True, False], "holdings_covered": [True, True]}),
+    )
+
+    assert _pick_customer(plain) == "a"
+    assert _pick_customer(flagged) == "b"

@@ -396,10 +396,13 @@ def customer_card(
 
 def _pick_customer(frame: Any) -> str:
     flags = [f"{family}_covered" for family in FAMILIES if f"{family}_covered" in frame.columns]
-    covered = ibis.literal(0)
-    for flag in flags:
-        covered = covered + frame[flag].ifelse(1, 0)
-    keys = [ibis.desc(covered)]
+    keys = []
+    # A constant sort key would compile to ORDER BY 0, which DuckDB reads as a column position.
+    if flags:
+        covered = frame[flags[0]].ifelse(1, 0)
+        for flag in flags[1:]:
+            covered = covered + frame[flag].ifelse(1, 0)
+        keys.append(ibis.desc(covered))
     for name in ("related_customers", "degree"):
         if name in frame.columns:
             keys.append(ibis.desc(frame[name]))
