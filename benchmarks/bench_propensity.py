@@ -113,7 +113,7 @@ def measure(run_dir: Path, per_product: int, threads: int, seed: int = 42) -> di
 
             start = time.perf_counter()
             background = matrix[rng.choice(train, size=BACKGROUND_ROWS, replace=False)]
-            explanation = explain.explain(model, matrix, background, seed=seed)
+            explanation = explain.explain(model, matrix, background, seed=seed, workers=threads)
             explain.reason_codes(explanation.values, frame, inputs.features, inputs.dictionary)
             clock["reasons"] = time.perf_counter() - start
             results[product] = {"seconds": {k: round(v, 2) for k, v in clock.items()},

@@ -101,7 +101,7 @@ def additivity_error(values: np.ndarray, base_value: float, output: np.ndarray) 
 
 
 def explain(model: Any, matrix: np.ndarray, background: np.ndarray, *, try_tree: bool = True,
-            tolerance: float = ADDITIVITY_TOLERANCE, seed: int = 42) -> Explanation:
+            tolerance: float = ADDITIVITY_TOLERANCE, seed: int = 42, workers: int = 1) -> Explanation:
     """Explain ``matrix`` rows and check additivity on every row.
 
     Parameters
@@ -120,6 +120,8 @@ def explain(model: Any, matrix: np.ndarray, background: np.ndarray, *, try_tree:
         Largest additivity error accepted, relative to ``max(1, |output|)``.
     seed : int, default=42
         Seed of the permutation explainer.
+    workers : int, default=1
+        Threads of the exact tree path.
 
     Returns
     -------
@@ -135,11 +137,11 @@ def explain(model: Any, matrix: np.ndarray, background: np.ndarray, *, try_tree:
 
     # Many small predictions: OpenMP threads cost more than they give here.
     with threadpool_limits(limits=1, user_api="openmp"):
-        return _explain(model, matrix, background, try_tree, tolerance, seed)
+        return _explain(model, matrix, background, try_tree, tolerance, seed, workers)
 
 
 def _explain(model: Any, matrix: np.ndarray, background: np.ndarray, try_tree: bool, tolerance: float,
-             seed: int) -> Explanation:
+             seed: int, workers: int) -> Explanation:
     import shap
 
     started = time.perf_counter()
@@ -176,7 +178,8 @@ def _explain(model: Any, matrix: np.ndarray, background: np.ndarray, try_tree: b
     from relmap_utils.propensity import treeshap
 
     if treeshap.supports(model):
-        values = treeshap.tree_shap_values(model, matrix, background)
+        chunk = max(200, min(5000, -(-len(matrix) // workers)))
+        values = treeshap.tree_shap_values(model, matrix, background, chunk=chunk, workers=workers)
         base = float(raw_output(model, background).mean())
         error = additivity_error(values, base, output)
         if error <= tolerance * scale:

@@ -327,7 +327,8 @@ def model_product(product: str, raw_labels: pd.DataFrame, inputs: Inputs, settin
     sample_rows = rng.choice(train_rows, size=min(settings.explain_sample, len(train_rows)), replace=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", explain_module.AdditivityWarning)
-        explanation = explain_module.explain(model, matrix[sample_rows], background, seed=settings.seed)
+        explanation = explain_module.explain(model, matrix[sample_rows], background, seed=settings.seed,
+                                             workers=settings.threads)
     importance = explain_module.global_importance(explanation, inputs.features).assign(
         product=product, method=explanation.method)
     top = importance["feature"].head(TOP_SHAP_FEATURES).tolist()
@@ -486,7 +487,8 @@ def explain_rows(item: dict[str, Any], inputs: Inputs, customers: pd.Series, set
                                           replace=False)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", explain_module.AdditivityWarning)
-        explanation = explain_module.explain(item["model"], matrix, background, seed=settings.seed)
+        explanation = explain_module.explain(item["model"], matrix, background, seed=settings.seed,
+                                             workers=settings.threads)
     codes = explain_module.reason_codes(explanation.values, frame, inputs.features, inputs.dictionary)
     codes.insert(0, "customer_id", frame["customer_id"].to_numpy())
     codes.insert(1, "product", item["product"])

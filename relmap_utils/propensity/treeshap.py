@@ -156,7 +156,7 @@ def _side_masks(rows, leaf, starts, lengths, path_node, path_left, path_unique, 
     return result
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shap_kernel(matrix, background, width, leaf_value, starts, lengths, path_node, path_left, path_unique,
                  unique_starts, unique_counts, unique_features, feature, threshold, missing_left, categorical,
                  bitset, raw_bitsets, known, f_idx_map, positive, negative):
@@ -214,7 +214,8 @@ def _shap_kernel(matrix, background, width, leaf_value, starts, lengths, path_no
     return phi
 
 
-def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chunk: int = 5000) -> np.ndarray:
+def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chunk: int = 5000,
+                     workers: int = 1) -> np.ndarray:
     """Return interventional SHAP values (raw output scale) of ``matrix`` rows against ``background``.
 
     Parameters
@@ -224,6 +225,8 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
         Rows in the model's input encoding.
     chunk : int, default=5000
         Rows per call of the compiled kernel.
+    workers : int, default=1
+        Threads running chunks at once (the kernel releases the GIL).
 
     Returns
     -------
@@ -234,14 +237,22 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
     order = internal_order(model, matrix.shape[1])
     matrix = np.ascontiguousarray(_internal(model, matrix), dtype=np.float64)
     background = np.ascontiguousarray(_internal(model, background), dtype=np.float64)
-    parts = []
-    for start in range(0, len(matrix), chunk):
-        parts.append(_shap_kernel(
+    def run(start: int) -> np.ndarray:
+        return _shap_kernel(
             matrix[start:start + chunk], background, matrix.shape[1], forest.leaf_value, forest.starts,
             forest.lengths, forest.path_node, forest.path_left, forest.path_unique, forest.unique_starts,
             forest.unique_counts, forest.unique_features, forest.feature, forest.threshold, forest.missing_left,
             forest.categorical, forest.bitset, forest.raw_bitsets, forest.known, forest.f_idx_map, positive,
-            negative))
+            negative)
+
+    starts = range(0, len(matrix), chunk)
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(run, starts))
+    else:
+        parts = [run(start) for start in starts]
     internal = np.concatenate(parts) if parts else np.zeros((0, matrix.shape[1]))
     values = np.empty_like(internal)
     values[:, order] = internal
