@@ -82,7 +82,8 @@ class Source(_Strict):
     path: str | None = Field(default=None, description="File to read; ${RELMAP_SHARED_DIR} and other variables expand.")
     sql: str | None = Field(
         default=None,
-        description="Query over other sources (by name) instead of a file, in the engine's SQL dialect.",
+        description="Query over other sources (by name) instead of a file, in the engine's SQL dialect. "
+        "On a pyspark engagement it may name warehouse tables (database.table); it then runs in Spark.",
     )
     table: str | None = Field(default=None, description="Canonical table this source fills; none for staging sources.")
     format: SourceFormat = "auto"
