@@ -78,6 +78,8 @@ def profile_heatmap(groups: pd.DataFrame, contrasts: pd.DataFrame, kind: str, mi
     """Return a heat map of the contrasts (group mean vs population, in population std) per group and feature."""
     locale = _locale(locale)
     title = tr("segmentation.report.heatmap", locale=locale)
+    if groups.empty or contrasts.empty:
+        return _empty(title, tr("segmentation.report.none", locale=locale))
     sizes = groups[(groups["kind"] == kind) & (groups["customers"] >= min_group_size)]
     frame = contrasts[(contrasts["kind"] == kind) & contrasts["group"].isin(set(sizes["group"]))]
     if frame.empty:

@@ -212,8 +212,17 @@ def segment_map(
     cluster_info: dict[str, Any] = {"enabled": False}
     k_selection = pd.DataFrame(columns=["k", "criterion", "score", "chosen"])
     if params.clusters.enabled:
-        cluster_info, k_selection, assignments, cluster_notices = _cluster(backend, table, as_of, params, units)
-        notices += cluster_notices
+        try:
+            cluster_info, k_selection, assignments, cluster_notices = _cluster(backend, table, as_of, params, units)
+        except ConfigError as error:
+            # The default k range assumes a real customer book; a k the consultant set stays an error.
+            if error.key != "segmentation.k_too_large" or "k" in params.clusters.model_fields_set:
+                raise
+            notices.append(Notice("medium", "segmentation.notice.clusters_skipped_few", **error.params))
+            assignments = None
+        else:
+            notices += cluster_notices
+    if params.clusters.enabled and assignments is not None:
         assigned = ibis.memtable(assignments)
         table = table.left_join(assigned, ["customer_id", "as_of"]).drop("customer_id_right", "as_of_right")
         columns.append("segment")
