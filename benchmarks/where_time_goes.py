@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Show where relmap's profiling of one Parquet file spends its time.
+"""Show where relmap's profiling of one Parquet file, or the relationship map, spends its time.
 
 Runs :func:`relmap_utils.profiling.profile_tables` once under cProfile and
 prints, per pass of :mod:`relmap_utils.profiling.profiler`, the wall time
@@ -9,9 +9,17 @@ warms the file cache and imports, so the profiled call measures a steady state.
 cProfile itself slows the Python side by roughly a third, so the Python
 shares printed here are upper bounds.
 
+With ``--map``, the argument is instead a folder of canonical Parquet tables
+(the ``00_ingest/tables`` folder of a run), and the script builds the
+relationship map at one ``as_of`` the way stage 02 does on DuckDB. It prints
+each step the map is computed in (a shared table or a family, each a
+temporary table), with its seconds and rows, then the final join.
+
 Usage::
 
     .venv/bin/python benchmarks/where_time_goes.py benchmarks/.work/bank_1000000.parquet
+    .venv/bin/python benchmarks/where_time_goes.py --map \
+        benchmarks/.work/map/demo-20000-1000000/run/artifacts/00_ingest/tables
 """
 
 from __future__ import annotations
@@ -54,12 +62,55 @@ def cumulative(stats: pstats.Stats, suffix: str, function: str) -> tuple[int, fl
     return calls, seconds
 
 
+def map_steps(tables_dir: Path, as_of: str, threads: int, memory_limit: str | None) -> None:
+    """Build the map of ``tables_dir`` at ``as_of`` step by step and print each step's time."""
+    import tempfile
+
+    from relmap_utils.config import Engine
+    from relmap_utils.engine import connect
+    from relmap_utils.features import MapSpec, build_map, discover_values
+    from relmap_utils.features.builder import TemporaryTables
+    from relmap_utils.spark import read_tables
+
+    backend = connect(Engine(threads=threads, memory_limit=memory_limit))
+    started = time.perf_counter()
+    tables = read_tables(backend, tables_dir)
+    spec, _ = discover_values(tables, MapSpec())
+    print(f"read the tables and discover the value lists: {time.perf_counter() - started:.2f} s")
+    print("| step (shared table or family) | seconds | rows | first columns |")
+    print("|---|---|---|---|")
+
+    class Timed(TemporaryTables):
+        def __call__(self, table, label=""):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            result = super().__call__(table, label)
+            seconds = time.perf_counter() - began
+            rows = self.backend.raw_sql(f'SELECT count(*) FROM temp.main."{self.names[-1]}"').fetchone()[0]
+            print(f"| {label} | {seconds:.2f} | {rows:,} | {', '.join(table.columns[:4])} |", flush=True)
+            return result
+
+    began = time.perf_counter()
+    with Timed(backend) as materialize, tempfile.TemporaryDirectory() as scratch:
+        expression = build_map(tables, as_of, spec, materialize=materialize)
+        joined = time.perf_counter()
+        backend.to_parquet(expression.order_by("customer_id"), Path(scratch) / "map.parquet")
+        finished = time.perf_counter()
+    print(f"| final join, sorted, to Parquet | {finished - joined:.2f} | | |")
+    print(f"whole map: {finished - began:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", type=Path, help="Parquet file to profile")
+    parser.add_argument("data", type=Path, help="Parquet file to profile (with --map: folder of canonical tables)")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
     parser.add_argument("--save", type=Path, help="also write the raw cProfile data to this file")
+    parser.add_argument("--map", action="store_true", help="time the relationship map's steps instead")
+    parser.add_argument("--as-of", default="2024-06-30", help="map date with --map (default 2024-06-30)")
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit with --map, for example 4GB")
     args = parser.parse_args(argv)
+    if args.map:
+        map_steps(args.data, args.as_of, args.threads, args.memory_limit)
+        return 0
 
     from relmap_utils.config import Engine
     from relmap_utils.engine import connect

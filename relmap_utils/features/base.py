@@ -96,12 +96,21 @@ class BuildContext:
     spec : MapSpec
     windows : Windows
         Month periods back from ``as_of``.
+    materialize : callable, optional
+        Called with every shared table (see :meth:`cached`) and its key;
+        returns a table that reads its computed rows, for example a DuckDB
+        temporary table. ``None`` keeps everything lazy: one expression.
+    features : frozenset of str, optional
+        Names of the features being built, when not all included ones are;
+        shared tables then leave out the columns no one of them reads.
     """
 
     tables: Mapping[str, ir.Table]
     spec: MapSpec
     windows: Windows
     memo: dict[str, Any] = field(default_factory=dict)
+    materialize: Callable[[ir.Table, str], ir.Table] | None = None
+    features: frozenset[str] | None = None
 
     @property
     def as_of(self) -> dt.date:
@@ -114,15 +123,37 @@ class BuildContext:
         present = set(self.tables[table].columns)
         return all(column in present for column in columns)
 
-    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+    def wants(self, *names: str, prefix: str | None = None) -> bool:
+        """Return True when a feature of ``names``, or one starting with ``prefix``, is being built."""
+        if self.features is None:
+            return True
+        return bool(self.features.intersection(names)) or (
+            prefix is not None and any(name.startswith(prefix) for name in self.features)
+        )
+
+    def cached(self, key: str, build: Callable[[], Any], *, rows: bool = False) -> Any:
         """Return the expression stored under ``key``, building it once.
 
         Families that share an intermediate table (for example the monthly
         transaction totals) get the same Ibis expression, so the engine can
-        compute it once.
+        compute it once. With :attr:`materialize` set, the table is computed
+        here and the families read the result.
+
+        Parameters
+        ----------
+        key : str
+        build : callable
+            Returns the table.
+        rows : bool, default=False
+            The table has a row per source row (the prepared transactions):
+            it stays lazy even with :attr:`materialize`, because copying it
+            would cost more than reading the source again.
         """
         if key not in self.memo:
-            self.memo[key] = build()
+            table = build()
+            if self.materialize is not None and not rows:
+                table = self.materialize(table, key)
+            self.memo[key] = table
         return self.memo[key]
 
     def dated(

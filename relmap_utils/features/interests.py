@@ -83,11 +83,11 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
             browsing = browsing & events.event_type.isin(spec.interest_event_types)
         values["topics_browsed"] = events.topic.nunique(where=browsing & in_window)
         for code, topic in topic_codes(spec).items():
-            if f"interest_{code}_count" not in included:
-                continue
             of_topic = browsing & (events.topic == topic)
-            values[f"interest_{code}_count"] = (of_topic & in_window).ifelse(1, 0).sum()
-            values[f"_last_{code}"] = day.max(where=of_topic)
+            if f"interest_{code}_count" in included:
+                values[f"interest_{code}_count"] = (of_topic & in_window).ifelse(1, 0).sum()
+            if f"interest_{code}_days_since" in included:
+                values[f"_last_{code}"] = day.max(where=of_topic)
     per_customer = events.group_by("customer_id").agg(**values)
     table = outer_parts(ctx, [per_customer])
 

@@ -35,7 +35,7 @@ from relmap_utils.context import RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.features import checks, report
 from relmap_utils.features.base import FAMILIES
-from relmap_utils.features.builder import build_map
+from relmap_utils.features.builder import TemporaryTables, build_map
 from relmap_utils.features.dictionary import INCLUDED, available_columns, feature_dictionary
 from relmap_utils.features.spec import MapSpec, make_spec
 
@@ -123,8 +123,7 @@ def run_stage(
     partitions, seconds = {}, {}
     for day in dates:
         began = time.perf_counter()
-        expression = build_map(tables, day, spec, ctx.engagement.timezone)
-        partitions[day] = write_partition(backend, expression, folder / MAP_FOLDER, day)
+        partitions[day] = build_partition(backend, tables, day, spec, folder / MAP_FOLDER, ctx.engagement.timezone)
         seconds[day] = round(time.perf_counter() - began, 2)
         rows = pq.ParquetFile(partitions[day]).metadata.num_rows
         if rows != customers:
@@ -203,6 +202,49 @@ def _customer_count(tables: Mapping[str, Any]) -> int:
 def partition_path(folder: Path, day: dt.date) -> Path:
     """Return the Parquet file of the map partition of ``day``."""
     return folder / f"as_of={day.isoformat()}" / PART_FILE
+
+
+def build_partition(
+    backend: Any,
+    tables: Mapping[str, Any],
+    day: dt.date,
+    spec: MapSpec,
+    folder: Path,
+    timezone: str = "Asia/Shanghai",
+    features: Sequence[str] | None = None,
+) -> Path:
+    """Build the map of one date and write it as the partition of ``day``.
+
+    On DuckDB every shared intermediate table and every family is computed
+    into a temporary table first (:class:`~relmap_utils.features.builder.TemporaryTables`),
+    so each query is small and the peak memory is that of the largest step
+    rather than of the whole map at once. Other engines run the map as one
+    expression. The values are the same.
+
+    Parameters
+    ----------
+    backend : ibis backend
+        The backend of ``tables``.
+    tables : mapping of str to ibis Table
+    day : date
+    spec : MapSpec
+    folder : Path
+        The ``customer_map`` folder.
+    timezone : str, default="Asia/Shanghai"
+    features : sequence of str, optional
+        Build only these features (see :func:`build_map`).
+
+    Returns
+    -------
+    Path
+        The partition's Parquet file.
+    """
+    if getattr(backend, "name", "") != "duckdb":
+        expression = build_map(tables, day, spec, timezone, features=features)
+        return write_partition(backend, expression, folder, day)
+    with TemporaryTables(backend) as materialize:
+        expression = build_map(tables, day, spec, timezone, features=features, materialize=materialize)
+        return write_partition(backend, expression, folder, day)
 
 
 def write_partition(backend: Any, expression: Any, folder: Path, day: dt.date) -> Path:

@@ -38,6 +38,8 @@ _CORE = ("transactions.customer_id", "transactions.txn_time", "transactions.amou
 # Column names of the prepared transactions (see prepared()).
 FLOW, PURCHASE, VALUE = "_flow", "_purchase", "_value"
 SALARY_TYPE, CASH = "_salary_type", "_cash"
+# Features that read the regular-income sources (this family's and stability's).
+SALARY_FEATURES = ("salary_regular", "salary_monthly_amount", "regular_income_months", "regular_income_months_recent")
 
 
 def _purchase_sources(spec: MapSpec) -> tuple[str, ...]:
@@ -199,16 +201,22 @@ def prepared(ctx: BuildContext) -> ir.Table:
             VALUE: amount.abs(),
             PERIOD: ctx.windows.period_index(day),
         }
-        if spec.salary_txn_types is not None and typed:
+        salary = ctx.wants(*SALARY_FEATURES)
+        if spec.salary_txn_types is not None and typed and salary:
             columns[SALARY_TYPE] = rows.txn_type.isin(spec.salary_txn_types).fill_null(False)
-        if spec.cash_txn_types is not None and typed:
+        if spec.cash_txn_types is not None and typed and ctx.wants(prefix="cash_withdrawals_"):
             columns[CASH] = rows.txn_type.isin(spec.cash_txn_types).fill_null(False)
-        for name in ("channel", "merchant_category", "counterparty_id"):
-            if name in rows.columns:
+        readers = {
+            "channel": ctx.wants("channels_used", prefix="channel_share_"),
+            "merchant_category": ctx.wants(prefix="merchant_share_"),
+            "counterparty_id": salary or ctx.wants("counterparties", "new_counterparties_recent"),
+        }
+        for name, read in readers.items():
+            if name in rows.columns and read:
                 columns[name] = rows[name]
         return rows.select(**columns)
 
-    return ctx.cached("transactions_prepared", build)
+    return ctx.cached("transactions_prepared", build, rows=True)
 
 
 def observed(ctx: BuildContext) -> ir.Table:
@@ -293,23 +301,45 @@ def net_flow_std(ctx: BuildContext) -> ir.Table:
     return joined.group_by("customer_id").agg(net_flow_monthly_std=net.std(how="sample"))
 
 
-def activity(ctx: BuildContext) -> ir.Table:
-    """Return per customer the first and last transaction day, and channel and merchant counts of the history window."""
+def activity(ctx: BuildContext, names: set[str] | None = None) -> ir.Table | None:
+    """Return per customer the first and last transaction and purchase day, and channel and merchant counts.
+
+    Channel and merchant counts are of the history window. With ``names``
+    (the included features), only the columns they read are computed, and
+    ``None`` is returned when they read none.
+    """
     spec = ctx.spec
     rows = prepared(ctx)
+
+    def wanted(*features: str) -> bool:
+        return names is None or bool(names.intersection(features))
+
     in_history = rows[PERIOD].notnull() & (rows[PERIOD] < spec.history_months)
-    values: dict[str, ir.Value] = {"_first_day": rows[DAY].min(), "_last_day": rows[DAY].max()}
-    if "channel" in rows.columns:
+    values: dict[str, ir.Value] = {}
+    if wanted("transactions_covered"):
+        values["_first_day"] = rows[DAY].min()
+    if wanted("days_since_last_transaction"):
+        values["_last_day"] = rows[DAY].max()
+    if wanted("days_since_last_purchase"):
+        values["_last_purchase_day"] = rows[DAY].max(where=rows[PURCHASE])
+    channel_shares = {f"channel_share_{code}" for code in spec.channels or {}}
+    if "channel" in rows.columns and wanted("channels_used", *channel_shares):
         values["_window_rows"] = in_history.ifelse(1, 0).sum()
-        values["channels_used"] = rows.channel.nunique(where=in_history)
+        if wanted("channels_used"):
+            values["channels_used"] = rows.channel.nunique(where=in_history)
         for code, members in (spec.channels or {}).items():
-            values[f"_channel_{code}"] = (in_history & rows.channel.isin(members)).ifelse(1, 0).sum()
-    if "merchant_category" in rows.columns:
+            if wanted(f"channel_share_{code}"):
+                values[f"_channel_{code}"] = (in_history & rows.channel.isin(members)).ifelse(1, 0).sum()
+    merchant_shares = {f"merchant_share_{code}" for code in spec.merchant_categories or {}}
+    if "merchant_category" in rows.columns and wanted(*merchant_shares):
         spent = in_history & rows[PURCHASE]
         values["_window_spend"] = spent.ifelse(rows[VALUE], 0.0).sum()
         for code, members in (spec.merchant_categories or {}).items():
-            member = spent & rows.merchant_category.isin(members)
-            values[f"_merchant_{code}"] = member.ifelse(rows[VALUE], 0.0).sum()
+            if wanted(f"merchant_share_{code}"):
+                member = spent & rows.merchant_category.isin(members)
+                values[f"_merchant_{code}"] = member.ifelse(rows[VALUE], 0.0).sum()
+    if not values:
+        return None
     return rows.group_by("customer_id").agg(**values)
 
 
@@ -395,8 +425,11 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     spec = ctx.spec
     as_of_day = ctx.windows.as_of_day
     months = observed(ctx).mutate(_obs_history=ibis.least(observed(ctx).months_observed, spec.history_months))
-    parts = [months.drop("months_observed"), window_sums(ctx), activity(ctx)]
-    purchase_names = {"days_since_last_purchase", "frequency", "recency", "T", "monetary_value"}
+    parts = [months.drop("months_observed"), window_sums(ctx)]
+    per_customer = activity(ctx, set(included))
+    if per_customer is not None:
+        parts.append(per_customer)
+    purchase_names = {"frequency", "recency", "T", "monetary_value"}
     if purchase_names & set(included):
         parts.append(purchase_summary(ctx))
     if "net_flow_monthly_std" in included:
@@ -408,8 +441,6 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     observed_months = table._obs_history
     history_sum = lambda measure: table[f"{measure}_history"].fill_null(0)  # noqa: E731
     values: dict[str, ir.Value] = {
-        "transactions_covered": table._first_day.notnull(),
-        "days_since_last_transaction": as_of_day - table._last_day,
         "months_observed": observed_months,
         "txn_count": table.n_history,
         "inflow_monthly_avg": ratio(history_sum("inflow"), observed_months),
@@ -422,9 +453,15 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     for measure in ("inflow", "outflow"):
         trend = change(table[f"{measure}_trend_last"].fill_null(0.0), table[f"{measure}_trend_prev"].fill_null(0.0))
         values[f"{measure}_trend"] = ibis.ifelse(trend_ready, trend, ibis.null("float64"))
+    if "transactions_covered" in included:
+        values["transactions_covered"] = table._first_day.notnull()
+    if "days_since_last_transaction" in included:
+        values["days_since_last_transaction"] = as_of_day - table._last_day
+    if "days_since_last_purchase" in included:
+        # The latest purchase day; purchase_summary's _last_purchase is the same day.
+        values["days_since_last_purchase"] = as_of_day - table._last_purchase_day
     if purchase_names & set(included):
         values.update(
-            days_since_last_purchase=as_of_day - table._last_purchase,
             frequency=table._purchase_days - 1,
             recency=table._last_purchase - table._first_purchase,
             T=as_of_day - table._first_purchase,
@@ -440,6 +477,7 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
         values["salary_monthly_amount"] = table.salary_monthly_amount
     if "cash_withdrawals_recent" in included:
         values["cash_withdrawals_recent"] = table.cash_recent
+    if "cash_withdrawals_monthly_avg" in included:
         values["cash_withdrawals_monthly_avg"] = ratio(table.cash_history.fill_null(0), observed_months)
     if "channels_used" in included:
         values["channels_used"] = table.channels_used
