@@ -12,41 +12,37 @@ Rita (2014) report with richer private features; measured here: 0.807.
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 from pathlib import Path
 
 import pytest
 
-from relmap_utils.paths import ENGAGEMENTS_DIR
-
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def run_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from relmap_utils.runner import run_engagement
+def run_dir(real_engagement_run, shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shared bank-marketing run, with the random split's stage 04 summary beside the time split's."""
+    from relmap_utils.context import RunContext
+    from relmap_utils.propensity import run_stage
 
-    folder = tmp_path_factory.mktemp("bank_marketing_propensity")
-    shutil.copy(ENGAGEMENTS_DIR / "bank_marketing" / "engagement.yaml", folder / "engagement.yaml")
+    shared_run = real_engagement_run("bank_marketing")
+    engagement = tmp_path_factory.mktemp("bank_marketing_propensity")
+    (engagement / "runs").mkdir()
+    shutil.copy(shared_run.parent.parent / "engagement.yaml", engagement / "engagement.yaml")
+    run = engagement / "runs" / shared_run.name
+    shutil.copytree(shared_run, run)
+    time_summary = _summary(run)
+    ctx = RunContext.open(run)
+    params = {**ctx.engagement.stage("propensity").params, "explain_sample": 300,
+              "split": {"method": "random", "test_share": 0.3, "seed": 42}}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RELMAP_SHARED_DIR", str(shared))
-        patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-        result = run_engagement(folder, stages=["ingest", "map", "propensity"],
-                                overrides={"propensity": {"options": {"explain_sample": 300}}})
-        assert result.status == "succeeded", result.failure and result.failure.render("en")
-        time_summary = _summary(result.run_dir)
-        from relmap_utils.context import RunContext
-        from relmap_utils.propensity import run_stage
-
-        ctx = RunContext.open(result.run_dir)
-        params = {**ctx.engagement.stage("propensity").params, "explain_sample": 300,
-                  "split": {"method": "random", "test_share": 0.3, "seed": 42}}
         random_result = run_stage(ctx, **params)
-    (result.run_dir / "time_split_summary.json").write_text(json.dumps(time_summary), encoding="utf-8")
-    (result.run_dir / "random_split_summary.json").write_text(json.dumps(random_result["summary"], default=str),
-                                                              encoding="utf-8")
-    return result.run_dir
+    (run / "time_split_summary.json").write_text(json.dumps(time_summary), encoding="utf-8")
+    (run / "random_split_summary.json").write_text(json.dumps(random_result["summary"], default=str),
+                                                   encoding="utf-8")
+    return run
 
 
 def _summary(run: Path) -> dict:

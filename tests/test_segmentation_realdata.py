@@ -83,28 +83,9 @@ def test_cdnow_single_purchases_share_lowest_score(cdnow_scores):
 
 
 @pytest.fixture(scope="module")
-def stage_run(shared: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Return a function that runs ``engagements/<name>`` up to this stage, once per name."""
-    import shutil
-
-    from relmap_utils.paths import ENGAGEMENTS_DIR
-    from relmap_utils.runner import run_engagement
-
-    runs: dict[str, Path] = {}
-
-    def run(name: str) -> Path:
-        if name not in runs:
-            folder = tmp_path_factory.mktemp(name)
-            shutil.copy(ENGAGEMENTS_DIR / name / "engagement.yaml", folder / "engagement.yaml")
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("RELMAP_SHARED_DIR", str(shared))
-                patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
-                result = run_engagement(folder, stages=["ingest", "map", "segmentation"])
-            assert result.status == "succeeded", result.failure and result.failure.render("en")
-            runs[name] = result.run_dir
-        return runs[name]
-
-    return run
+def stage_run(real_engagement_run):
+    """The shared run of a real engagement, with every enabled stage."""
+    return real_engagement_run
 
 
 def _summary(run_dir: Path) -> dict:
