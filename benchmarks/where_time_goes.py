@@ -37,7 +37,7 @@ PASSES = {
     "summary pass": ("profiling/profiler.py", "_summary_pass"),
     "pattern pass": ("profiling/profiler.py", "_pattern_pass"),
     "distribution pass": ("profiling/profiler.py", "_distribution_pass"),
-    "correlation pass": ("profiling/profiler.py", "_correlation_pass"),
+    "sample pass (quantiles, correlations)": ("profiling/profiler.py", "_sample_pass"),
     "top values": ("profiling/stats.py", "top_values"),
     "rows per month": ("profiling/stats.py", "rows_per_month"),
     "findings and score": ("profiling/findings.py", "collect_findings"),
