@@ -20,7 +20,6 @@ and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.features import checks, report
@@ -399,23 +399,10 @@ def write_artifacts(
 ) -> dict[str, Path]:
     """Write the dictionary, coverage, card and summary files into ``folder``."""
     paths = {
-        "feature_dictionary": _write_parquet(dictionary, folder / "feature_dictionary.parquet"),
-        "coverage": _write_parquet(coverage, folder / "coverage.parquet"),
-        "customer_card": _write_json(card, folder / "customer_card.json"),
-        "summary": _write_json(summary, folder / "summary.json"),
+        "feature_dictionary": write_parquet(dictionary, folder / "feature_dictionary.parquet"),
+        "coverage": write_parquet(coverage, folder / "coverage.parquet"),
+        "customer_card": write_json(card, folder / "customer_card.json"),
+        "summary": write_json(summary, folder / "summary.json"),
     }
     return paths
 
-
-def _write_parquet(frame: pd.DataFrame, target: Path) -> Path:
-    temporary = target.with_name(target.name + ".tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
-    return target
-
-
-def _write_json(content: Any, target: Path) -> Path:
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(content, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    temporary.replace(target)
-    return target

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import logging
 import os
 import tempfile
@@ -30,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow.parquet as pq
 
+from relmap_utils.artifacts import write_json
 from relmap_utils import schema
 from relmap_utils.config import Engagement, Source
 from relmap_utils.context import INGEST_STAGE, RunContext
@@ -48,11 +48,6 @@ REPORT_FILE = "ingest_report.json"
 # When several settings name a treatment for one column, the strongest wins.
 TREATMENT_STRENGTH = {"drop": 3, "pseudonymize": 2, "year_only": 1}
 
-
-def _write_json(path: Path, data: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _check_tables(engagement: Engagement) -> None:
@@ -500,8 +495,8 @@ def _ingest(
         "tables": tables_report,
         "privacy": {**privacy_report, "unmatched_personal_data": unmatched},
     }
-    _write_json(artifacts / COLUMNS_FILE, columns_doc)
-    _write_json(artifacts / REPORT_FILE, report)
+    write_json(columns_doc, artifacts / COLUMNS_FILE)
+    write_json(report, artifacts / REPORT_FILE)
     return report
 
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
+from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import INGEST_STAGE, RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.i18n import get_locale
@@ -227,17 +227,7 @@ def write_artifacts(profile: Profile, folder: Path, parameters: dict[str, Any]) 
     }
     paths = {}
     for name, frame in tables.items():
-        paths[name] = _write_parquet(frame, folder / f"{name}.parquet")
-    target = folder / "summary.json"
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(summary(profile, parameters), ensure_ascii=False, indent=2), encoding="utf-8")
-    temporary.replace(target)
-    paths["summary"] = target
+        paths[name] = write_parquet(frame, folder / f"{name}.parquet")
+    paths["summary"] = write_json(summary(profile, parameters), folder / "summary.json")
     return paths
 
-
-def _write_parquet(frame: pd.DataFrame, target: Path) -> Path:
-    temporary = target.with_name(target.name + ".tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
-    return target

@@ -27,7 +27,6 @@ name and renamed.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 import warnings
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils import schema
 from relmap_utils.context import RunContext
 from relmap_utils.errors import StageError
@@ -541,18 +541,3 @@ def make_summary(results: list[dict[str, Any]], inputs: Inputs, settings: Propen
         "parameters": settings.model_dump(mode="json"),
     }
 
-
-def write_parquet(frame: pd.DataFrame, target: Path) -> Path:
-    """Write ``frame`` to ``target`` atomically (temporary name, then rename)."""
-    temporary = target.with_name(target.name + ".tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
-    return target
-
-
-def write_json(content: Any, target: Path) -> Path:
-    """Write ``content`` as UTF-8 JSON atomically."""
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(content, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    temporary.replace(target)
-    return target

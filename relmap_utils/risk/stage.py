@@ -23,17 +23,16 @@ Every file is written under a temporary name and renamed.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import RunContext
 from relmap_utils.errors import StageError
 from relmap_utils.i18n import Msg, bilingual
@@ -507,28 +506,3 @@ def _card(key: str, value: Any, kind: str, **params: Any) -> dict[str, Any]:
         value = None
     return {"label": bilingual(key, **params), "value": value, "format": kind}
 
-
-def write_parquet(frame: pd.DataFrame, target: Path) -> Path:
-    """Write ``frame`` to ``target`` atomically (temporary file, then rename)."""
-    temporary = target.with_name(target.name + ".tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
-    return target
-
-
-def write_json(content: Any, target: Path) -> Path:
-    """Write ``content`` as JSON to ``target`` atomically."""
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(content, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
-    temporary.replace(target)
-    return target
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, (dt.date, pd.Timestamp)):
-        return value.isoformat()
-    return str(value)

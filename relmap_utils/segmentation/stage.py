@@ -30,6 +30,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
+from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import RunContext
 from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.segmentation import actions as actions_module
@@ -90,7 +91,7 @@ def run_stage(ctx: RunContext, **values: Any) -> dict[str, Any]:
     artifacts = write_artifacts(backend, folder, result)
     summary = result["summary"]
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    artifacts["summary"] = _write_json(summary, folder / "summary.json")
+    artifacts["summary"] = write_json(summary, folder / "summary.json")
     report_path = report.write_html_report(
         ctx.reports_dir / f"{STAGE_ID}.html", result=result, locale=ctx.engagement.locale,
         engagement=ctx.engagement.name, run_id=ctx.run_dir.name, min_group_size=ctx.engagement.privacy.min_group_size,
@@ -480,19 +481,9 @@ def write_artifacts(backend: Any, folder: Path, result: dict[str, Any]) -> dict[
 
 
 def _write_parquet(frame: pd.DataFrame, target: Path) -> Path:
-    temporary = target.with_name(target.name + ".tmp")
     frame = frame.copy()
     for column in frame.columns:
         if frame[column].dtype == object:
             frame[column] = frame[column].map(lambda value: value if value is None or isinstance(value, str)
                                               else str(value))
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
-    return target
-
-
-def _write_json(content: Any, target: Path) -> Path:
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(content, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_parquet(frame, target)
