@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,8 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from relmap_utils.demo import generate_demo_bank
 from relmap_utils.paths import ENGAGEMENTS_DIR
+
+from tests.conftest import make_small_demo_engagement
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -69,8 +69,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("engagements")
     folder = root / "demo"
     folder.mkdir()
-    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=1000, n_transactions=40_000)
+    make_small_demo_engagement(folder, n_customers=1000, n_transactions=40_000)
     customers = folder / "data" / "customers.csv"
     frame = pd.read_csv(customers, encoding="gbk", dtype=str, keep_default_na=False)
     frame.loc[: PAYLOAD_CUSTOMERS - 1, "城市"] = PAYLOAD

@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from relmap_utils.demo import generate_demo_bank
 from relmap_utils.features import read_map
 from relmap_utils.ingest.privacy import pseudonymize_value
-from relmap_utils.paths import ENGAGEMENTS_DIR
+
+from tests.conftest import make_small_demo_engagement
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +39,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     from relmap_utils.runner import run_engagement
 
     folder = tmp_path_factory.mktemp("demo_map")
-    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
+    make_small_demo_engagement(folder, n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
     key = secrets.token_hex(32)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RELMAP_PSEUDONYM_KEY", key)

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 from relmap_utils import engine, spark
-from relmap_utils.demo import generate_demo_bank
-from relmap_utils.paths import ENGAGEMENTS_DIR
 
 from test_map_spark_engine import require_spark
+
+from tests.conftest import make_small_demo_engagement
 
 CUSTOMERS = 2000
 TRANSACTIONS = 60_000
@@ -41,8 +41,7 @@ def tables_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from relmap_utils.runner import run_engagement
 
     folder = tmp_path_factory.mktemp("spark_parity")
-    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
+    make_small_demo_engagement(folder, n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
         result = run_engagement(folder, stages=["ingest"])

@@ -10,7 +10,6 @@ back through the trusted-types check.
 from __future__ import annotations
 
 import json
-import shutil
 import secrets
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from relmap_utils.demo import generate_demo_bank
-from relmap_utils.paths import ENGAGEMENTS_DIR
+from tests.conftest import make_small_demo_engagement
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +37,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from relmap_utils.runner import run_engagement
 
     folder = tmp_path_factory.mktemp("demo_propensity")
-    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
+    make_small_demo_engagement(folder, n_customers=CUSTOMERS, n_transactions=TRANSACTIONS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
         result = run_engagement(
