@@ -80,7 +80,7 @@ class RiskPage(StagePage):
         monthly = report.monthly_table(self.monthly, self.locale)
         render.display_html(render.html_table(monthly, {name: name for name in monthly.columns},
                                               numeric=list(monthly.columns[1:])))
-        render.show_figure(report.lead_time_chart(self.lead_times, self.locale))
+        render.show_figure(report.lead_time_chart(self.lead_times, self.locale, self.run.min_group_size))
 
     def iv_ranking(self) -> None:
         """Display the IV ranking chart and the screening table."""

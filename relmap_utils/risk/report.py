@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from relmap_utils import charts
+from relmap_utils.dashboard.privacy import OTHER_GROUP, escape, merge_small_groups
 from relmap_utils.i18n import get_locale, normalize_locale, tr
 
 BANDS = ("low", "medium", "high", "very_high")
@@ -176,14 +177,28 @@ def band_chart(profile: pd.DataFrame, min_group_size: int, locale: str | None = 
     return figure
 
 
-def lead_time_chart(lead_times: pd.DataFrame, locale: str | None = None) -> go.Figure:
-    """Return the distribution of months between the first warning and the default."""
+def lead_time_chart(lead_times: pd.DataFrame, locale: str | None = None, min_group_size: int = 1) -> go.Figure:
+    """Return the distribution of months between the first warning and the default.
+
+    Lead times with fewer than ``min_group_size`` customers are merged into
+    one "other" bar at the end, and the chart says so under its title.
+    """
     locale = _locale(locale)
     frame = lead_times if len(lead_times) else pd.DataFrame({"lead_months": [], "customers": []})
-    figure = charts.bar_chart(frame["lead_months"].astype(int).tolist(), frame["customers"].astype(int).tolist(),
-                              title=tr("risk.chart.lead_time", locale=locale),
+    frame = frame.assign(group=frame["lead_months"].astype(int), customers=frame["customers"].astype(int))
+    grouped = merge_small_groups(frame[["group", "customers"]], "group", "customers", min_group_size)
+    shown = grouped.frame.assign(other=grouped.frame["group"].map(lambda key: key == OTHER_GROUP))
+    shown = shown.assign(order=shown["group"].map(lambda key: -1 if key == OTHER_GROUP else int(key)))
+    shown = shown.sort_values(["other", "order"])
+    other = tr("dashboard.privacy.other_group", locale=locale)
+    labels = [other if key == OTHER_GROUP else str(key) for key in shown["group"]]
+    title = tr("risk.chart.lead_time", locale=locale)
+    note = grouped.note(locale)
+    if note:
+        title = f"{title}<br><sub>{escape(note)}</sub>"
+    figure = charts.bar_chart(labels, shown["customers"].astype(int).tolist(), title=title,
                               x_title=_header("lead_months", locale), y_title=_header("customers", locale))
-    charts.style_figure(figure, height=320)
+    charts.style_figure(figure, height=340)
     return figure
 
 
