@@ -304,3 +304,9 @@ def test_numeric_model_explanation_additive():
 
     assert result.method in {explain.TREE, explain.TREE_INTERVENTIONAL}
     assert result.max_additivity_error < 1e-6
+
+
+def test_absent_post_outcome_column_refused():
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, 2.0]})
+    with pytest.raises(StageError, match="duraton"):
+        data.select_features(frame, check_parameters({"post_outcome": ["duraton"]}))

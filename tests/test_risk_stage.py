@@ -120,3 +120,10 @@ def test_unknown_parameter_rejected(tmp_path):
 
     with pytest.raises(ConfigError, match="stages.risk.params.colour"):
         run_stage(ctx, colour="red")
+
+
+def test_misspelled_sensitive_variable_rejected(tmp_path):
+    ctx = RunContext.open(_write_run(tmp_path, DATES, defaulters=60))
+
+    with pytest.raises(ConfigError, match="gendre"):
+        run_stage(ctx, sensitive=["gendre", "life_stage"])

@@ -222,6 +222,11 @@ def select_features(
     if absent:
         raise StageError("propensity.absent_columns", where="features", columns=", ".join(absent),
                          present=", ".join(sorted(present))[:600])
+    # A misspelled post-outcome column would leave the leaking column among the features.
+    absent = sorted(set(params.post_outcome) - set(frame.columns))
+    if absent:
+        raise StageError("propensity.absent_columns", where="post_outcome", columns=", ".join(absent),
+                         present=", ".join(sorted(present))[:600])
     chosen = list(params.features) or present
     dropped = [column for column in chosen if column in set(params.post_outcome)]
     blocked = set(params.exclude_features) | set(params.post_outcome) | set(personal)

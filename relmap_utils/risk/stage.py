@@ -34,12 +34,12 @@ import pandas as pd
 
 from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import RunContext
-from relmap_utils.errors import StageError
+from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.i18n import Msg, bilingual
 from relmap_utils.risk import warning as early
 from relmap_utils.risk.binning import transform_woe
 from relmap_utils.risk.metrics import discrimination
-from relmap_utils.risk.params import NOT_INDICATORS, RiskParams, make_params
+from relmap_utils.risk.params import DEFAULT_SENSITIVE, NOT_INDICATORS, RiskParams, make_params
 from relmap_utils.risk.scorecard import Scorecard, build_scorecard
 from relmap_utils.risk.screening import Screening, screen_indicators
 from relmap_utils.schema import TABLES
@@ -88,6 +88,10 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     if labels.empty:
         notices.append(Msg("risk.notice.no_labels", label_type=settings.label_type))
     variables = choose_indicators(panel, settings, notices)
+    # A misspelled name in a consultant's own list would silently switch the protection off.
+    unknown = sorted(set(settings.sensitive) - set(panel.columns) - set(DEFAULT_SENSITIVE))
+    if "sensitive" in settings.model_fields_set and unknown and not settings.use_sensitive:
+        raise ConfigError("risk.sensitive_unknown", variables=", ".join(unknown))
     sensitive = [name for name in settings.sensitive if name in variables] if not settings.use_sensitive else []
     if sensitive:
         notices.append(Msg("risk.notice.sensitive_excluded", variables=", ".join(sensitive)))
