@@ -145,3 +145,17 @@ def test_run_without_labels_is_skipped_with_reason(tmp_path):
     assert summary["status"] == "skipped"
     assert "no labels table" in summary["message_en"]
     assert result["products"].empty
+
+
+def test_cutoff_after_last_label_skips_product(run_dir):
+    from relmap_utils.propensity import run_stage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_stage(RunContext.open(run_dir), min_positives=20, product_codes={"held": "everyone"},
+                           explain_sample=50, max_iter=30, split={"method": "time", "cutoff": "2030-01-01"})
+    products = result["products"].set_index("product")
+
+    assert result["summary"]["products_modelled"] == 0
+    assert products.loc["good", "reason"] == "no_test_rows"
+    assert "2024-06-28" in products.loc["good", "message_en"]

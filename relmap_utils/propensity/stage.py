@@ -275,6 +275,11 @@ def model_product(product: str, raw_labels: pd.DataFrame, inputs: Inputs, settin
     if y_train.sum() < 2 or (1 - y_train).sum() < 2:
         return _skipped(Skip(product, "propensity.skip.train_one_class",
                              {"train_positives": int(y_train.sum()), "train_rows": int(len(y_train))}))
+    if len(y_test) == 0:
+        # A cut-off after the last label leaves nothing to test, so no figure of the model could be trusted.
+        last = pd.to_datetime(labels["label_date"]).max().date().isoformat()
+        return _skipped(Skip(product, "propensity.skip.no_test_rows",
+                             {"cutoff": str(cutoff), "last_label": last}))
     logger.info("product %s: %d train rows (%d takers), %d test rows (%d takers)", product, len(y_train),
                 int(y_train.sum()), len(y_test), int(y_test.sum()))
 
