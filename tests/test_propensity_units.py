@@ -310,3 +310,13 @@ def test_absent_post_outcome_column_refused():
     frame = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, 2.0]})
     with pytest.raises(StageError, match="duraton"):
         data.select_features(frame, check_parameters({"post_outcome": ["duraton"]}))
+
+
+def test_every_explainer_method_has_a_label():
+    from relmap_utils.i18n import tr
+    from relmap_utils.propensity import explain
+
+    for method in (explain.TREE, explain.TREE_INTERVENTIONAL, explain.EXACT, explain.PERMUTATION):
+        for locale in ("zh_CN", "en"):
+            key = f"propensity.explainer.{method}"
+            assert tr(key, locale=locale) != key, (method, locale)
