@@ -62,3 +62,44 @@ def test_never_overwrites(files, tmp_path):
     result = invoke("reidentify", str(listing), "--customers", str(master), "--out", str(tmp_path / "taken.csv"))
     assert result.exit_code == 2
     assert (tmp_path / "taken.csv").read_text(encoding="utf-8") == "x"
+
+
+def test_utf16_master_is_read(files, tmp_path):
+    listing, master = files
+    utf16 = tmp_path / "customers_utf16.csv"
+    pd.read_csv(master, dtype=str, encoding="gb18030").to_csv(utf16, index=False, encoding="utf-16")
+    result = invoke("reidentify", str(listing), "--customers", str(utf16), "--out", str(tmp_path / "out.csv"))
+
+    assert result.exit_code == 0, result.output
+
+
+def test_empty_list_is_a_clear_error(files, tmp_path):
+    _, master = files
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = invoke("reidentify", str(empty), "--customers", str(master))
+
+    assert result.exit_code == 2
+    assert "empty.csv" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_output_inside_run_folder_refused(files, tmp_path):
+    listing, master = files
+    run = tmp_path / "runs" / "20240101-000000"
+    (run / "artifacts" / "04_propensity").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}", encoding="utf-8")
+    inside = run / "artifacts" / "04_propensity" / "list.csv"
+    result = invoke("reidentify", str(listing), "--customers", str(master), "--out", str(inside))
+
+    assert result.exit_code == 2
+    assert not inside.exists()
+
+
+def test_missing_output_folder_is_a_clear_error(files, tmp_path):
+    listing, master = files
+    result = invoke("reidentify", str(listing), "--customers", str(master), "--out", str(tmp_path / "nodir" / "x.csv"))
+
+    assert result.exit_code == 2
+    assert "nodir" in result.output
+    assert "Traceback" not in result.output

@@ -31,12 +31,28 @@ class ReidentifyError(RelmapError):
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ReidentifyError("propensity.reidentify.no_file", file=str(path))
-    if path.suffix.lower() in {".xlsx", ".xls"}:
-        return pd.read_excel(path, dtype=str)
     try:
-        return pd.read_csv(path, dtype=str, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        return pd.read_csv(path, dtype=str, encoding="gb18030")
+        if path.suffix.lower() in {".xlsx", ".xls"}:
+            return pd.read_excel(path, dtype=str)
+        head = path.read_bytes()[:2]
+        encodings = ["utf-16"] if head in (b"\xff\xfe", b"\xfe\xff") else ["utf-8-sig", "gb18030"]
+        for encoding in encodings:
+            try:
+                return pd.read_csv(path, dtype=str, encoding=encoding)
+            except UnicodeDecodeError:
+                continue
+        raise ReidentifyError("propensity.reidentify.unreadable", file=str(path),
+                              reason="not UTF-8, UTF-16, GBK or GB18030 text")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, OSError) as error:
+        raise ReidentifyError("propensity.reidentify.unreadable", file=str(path), reason=str(error)) from None
+
+
+def _inside_run(target: Path) -> Path | None:
+    """Return the run folder that contains ``target``, or ``None``."""
+    for folder in Path(target).resolve().parents:
+        if (folder / "manifest.json").is_file() and (folder / "artifacts").is_dir():
+            return folder
+    return None
 
 
 def _pseudonym_column(frame: pd.DataFrame, path: Path, column: str | None) -> str:
@@ -95,6 +111,12 @@ def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = No
     target = Path(out) if out else Path(list_path).with_name(Path(list_path).stem + "_reidentified.csv")
     if target.exists():
         raise ReidentifyError("propensity.reidentify.exists", path=str(target))
+    # Real customer numbers must never land in a run folder, whose files are audited and shared.
+    run_folder = _inside_run(target)
+    if run_folder is not None:
+        raise ReidentifyError("propensity.reidentify.inside_run", path=str(target), run=str(run_folder))
+    if not target.parent.is_dir():
+        raise ReidentifyError("propensity.reidentify.no_folder", folder=str(target.parent))
 
     numbers = master[column].dropna().astype(str).str.strip().unique()
     lookup = {pseudonymize_value(number, key): number for number in numbers}
