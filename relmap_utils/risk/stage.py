@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from relmap_utils.artifacts import write_json, write_parquet
 from relmap_utils.context import RunContext
@@ -207,27 +208,26 @@ def load_labels(ctx: RunContext, label_type: str) -> pd.DataFrame:
 
     ``bad`` is 1 when any label row of ``label_type`` has value 1;
     ``default_date`` is the earliest date of such a row (NaT otherwise).
-    The aggregation runs in the engine; only one row per customer reaches pandas.
+    Customers come in the order of their first row in the labels table.
     """
     path = ctx.tables_dir / "labels.parquet"
     empty = pd.DataFrame({"customer_id": pd.Series(dtype=str), "bad": pd.Series(dtype=int),
-                          "default_date": pd.Series(dtype="datetime64[ns]")})
+                          "default_date": pd.Series(dtype="datetime64[ns]"), "label_order": pd.Series(dtype=int)})
     if not path.is_file():
         return empty
-    backend = ctx.connect()
-    labels = backend.read_parquet(path)
-    needed = {"customer_id", "label_type", "value", "label_date"}
-    if not needed <= set(labels.columns):
+    needed = ["customer_id", "label_type", "value", "label_date"]
+    if not set(needed) <= set(pq.read_schema(path).names):
         return empty
-    chosen = labels.filter(labels.label_type == label_type)
-    is_bad = chosen.value == 1
-    grouped = chosen.group_by("customer_id").aggregate(
-        bad=is_bad.ifelse(1, 0).max(),
-        default_date=is_bad.ifelse(chosen.label_date, None).min(),
-    )
-    frame = grouped.order_by("customer_id").to_pandas()
-    if frame.empty:
+    rows = pq.read_table(path, columns=needed, filters=[("label_type", "==", label_type)]).to_pandas()
+    if rows.empty:
         return empty
+    bad = rows["value"] == 1
+    rows = rows.assign(bad=bad.astype(int), default_date=pd.to_datetime(rows["label_date"]).where(bad))
+    # Customers keep the order of the labels file, not of their pseudonyms: a random split
+    # over them then gives the same samples whatever the pseudonym key is.
+    frame = rows.groupby("customer_id", sort=False).agg(bad=("bad", "max"), default_date=("default_date", "min"))
+    frame = frame.reset_index()
+    frame["label_order"] = np.arange(len(frame))
     frame["bad"] = frame["bad"].fillna(0).astype(int)
     frame["default_date"] = pd.to_datetime(frame["default_date"])
     return frame
@@ -280,7 +280,7 @@ def training_sample(panel: pd.DataFrame, labels: pd.DataFrame, observation: pd.T
         frame = frame[frame["default_date"].isna() | (frame["default_date"] > observation)].copy()
         frame["bad"] = early.outcome_in_horizon(frame["as_of"], frame["default_date"],
                                                 settings.horizon_months).astype(int)
-    return frame.reset_index(drop=True)
+    return frame.sort_values("label_order", kind="stable").reset_index(drop=True)
 
 
 def _split(target: np.ndarray, settings: RiskParams) -> tuple[np.ndarray, np.ndarray]:
