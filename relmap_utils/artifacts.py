@@ -23,6 +23,15 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> Path:
     return target
 
 
+def write_text(text: str, target: Path) -> Path:
+    """Write ``text`` to ``target`` as UTF-8, creating its folder, atomically; return ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
 def write_json(content: Any, target: Path) -> Path:
     """Write ``content`` to ``target`` as indented UTF-8 JSON, atomically; return ``target``.
 

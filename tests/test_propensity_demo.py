@@ -126,4 +126,5 @@ def test_models_load_with_recorded_hashes(stage_folder):
 
 def test_model_documentation_pages(stage_folder):
     page = (stage_folder / "model_docs" / "mortgage.md").read_text(encoding="utf-8")
-    assert "模型文档：mortgage" in page and "Known limitations" in page
+    assert "模型文档：mortgage" in page
+    assert "Known limitations" in page

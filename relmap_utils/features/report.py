@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from relmap_utils.artifacts import write_text
 from relmap_utils import charts
 from relmap_utils.errors import StageError
 from relmap_utils.features import relations
@@ -540,12 +541,7 @@ def render_html(
 
 def write_html_report(path: str | Path, **options: Any) -> Path:
     """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(render_html(**options), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_text(render_html(**options), Path(path))
 
 
 def _frame_html(frame: pd.DataFrame, empty: str = "") -> str:

@@ -129,7 +129,7 @@ def next_best(scores: pd.DataFrame, values: Mapping[str, float]) -> pd.DataFrame
 def campaign_list(scores: pd.DataFrame, top_n: int) -> pd.DataFrame:
     """Return the ``top_n`` eligible customers of one product, best first.
 
-    ``scores`` holds ``customer_id``, ``probability``, ``decile`` and
+    ``scores`` contains ``customer_id``, ``probability``, ``decile`` and
     ``excluded`` (empty text when eligible).
     """
     eligible = scores[scores["excluded"] == ""]

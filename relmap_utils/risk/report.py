@@ -181,7 +181,7 @@ def lead_time_chart(lead_times: pd.DataFrame, locale: str | None = None, min_gro
     """Return the distribution of months between the first warning and the default.
 
     Lead times with fewer than ``min_group_size`` customers are merged into
-    one "other" bar at the end, and the chart says so under its title.
+    one "other" bar at the end, with a note under the chart title.
     """
     locale = _locale(locale)
     frame = lead_times if len(lead_times) else pd.DataFrame({"lead_months": [], "customers": []})

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from relmap_utils.artifacts import write_text
 from relmap_utils import charts
 from relmap_utils.dashboard.privacy import merge_small_groups
 from relmap_utils.i18n import get_locale, normalize_locale, tr
@@ -188,12 +189,7 @@ def render_html(*, result: Mapping[str, Any], locale: str | None = None, engagem
 
 def write_html_report(path: str | Path, **options: Any) -> Path:
     """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(render_html(**options), encoding="utf-8")
-    temporary.replace(target)
-    return target
+    return write_text(render_html(**options), Path(path))
 
 
 def _frame(frame: pd.DataFrame) -> str:
