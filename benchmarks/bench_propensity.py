@@ -37,20 +37,25 @@ WORK = Path(__file__).resolve().parent / ".work"
 MAX_SECONDS = 15 * 60  # target for 4 products at 100,000 customers each
 
 
-def prepare(customers: int, work: Path) -> Path:
-    """Generate the demo bank and run ingest and the map once; return the run folder."""
+def prepare(customers: int, work: Path, transactions: int | None = None) -> Path:
+    """Generate the demo bank and run ingest and the map once; return the run folder.
+
+    ``transactions`` defaults to 50 per customer, the default demo bank's ratio.
+    """
     from relmap_utils.demo import generate_demo_bank
     from relmap_utils.paths import ENGAGEMENTS_DIR
     from relmap_utils.runner import run_engagement
 
-    folder = work / f"propensity_demo_{customers}"
+    transactions = transactions or customers * 50
+    folder = work / f"propensity_demo_{customers}" if transactions == customers * 50 \
+        else work / f"propensity_demo_{customers}_{transactions}"
     marker = folder / "run.txt"
     if marker.is_file() and Path(marker.read_text()).is_dir():
         return Path(marker.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", folder / "engagement.yaml")
-    generate_demo_bank(folder / "data", n_customers=customers, n_transactions=customers * 50)
+    generate_demo_bank(folder / "data", n_customers=customers, n_transactions=transactions)
     result = run_engagement(folder, stages=["ingest", "map"],
                             overrides={"map": {"as_of_dates": ["2023-12-31", "2024-06-30"]}})
     if result.status != "succeeded":
@@ -133,6 +138,9 @@ def measure(run_dir: Path, per_product: int, threads: int, seed: int = 42) -> di
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000, help="demo bank customers (map size)")
+    parser.add_argument("--transactions", type=int, help="demo bank transactions (default 50 per customer)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="generate the bank and run ingest and the map, then stop without measuring")
     parser.add_argument("--per-product", type=int, default=100_000, help="labelled customers per product")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=WORK)
@@ -140,9 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("RELMAP_PSEUDONYM_KEY", BENCH_KEY)
     args.work.mkdir(parents=True, exist_ok=True)
-    run_dir = prepare(args.customers, args.work)
+    began = time.perf_counter()
+    run_dir = prepare(args.customers, args.work, args.transactions)
+    if args.prepare_only:
+        print(f"prepared {run_dir} in {time.perf_counter() - began:.0f} s")
+        return
     result = measure(run_dir, args.per_product, args.threads)
     result["customers"] = args.customers
+    result["transactions"] = args.transactions or args.customers * 50
     result["within_target"] = result["extrapolated_100k_seconds"] <= MAX_SECONDS
     text = json.dumps(result, indent=2, default=str)
     print(text)
