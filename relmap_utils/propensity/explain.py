@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relmap_utils.i18n import format_amount, tr
+from relmap_utils.i18n import tr
 
 logger = logging.getLogger(__name__)
 
@@ -256,17 +256,23 @@ def reason_codes(
 
 def _sentence(feature: str, value: Any, contribution: float, dictionary: Mapping[str, Mapping[str, str]],
               locale: str) -> str:
+    # Short names and readable values ("年龄段为“45-54岁”"), never the map's column names or codes.
+    from relmap_utils.features.labels import feature_label, format_value, is_flag, is_missing
+
     entry = dictionary.get(feature, {})
-    label = entry.get(locale) or feature
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    label = feature_label(feature, locale)
+    if label == feature:
+        label = entry.get(locale) or feature
+    if is_missing(value):
         return tr("propensity.reason.missing", locale=locale, feature=label)
-    if isinstance(value, (bool, np.bool_)):
-        return tr("propensity.reason.flag_yes" if value else "propensity.reason.flag_no", locale=locale, feature=label)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        unit = entry.get("unit", "")
-        shown = format_amount(float(value), locale) if unit == "yuan" else f"{float(value):,.4g}"
+    if isinstance(value, (bool, np.bool_)) or is_flag(feature):
+        return tr("propensity.reason.flag_yes" if bool(value) else "propensity.reason.flag_no", locale=locale,
+                  feature=label)
+    unit = entry.get("unit", "")
+    shown = format_value(feature, value, unit, locale)
+    if isinstance(value, (int, float, np.integer, np.floating)) and unit != "category":
         return tr("propensity.reason.value", locale=locale, feature=label, value=shown)
-    return tr("propensity.reason.category", locale=locale, feature=label, value=str(value))
+    return tr("propensity.reason.category", locale=locale, feature=label, value=shown)
 
 
 def used_features(model: Any, width: int) -> np.ndarray:
