@@ -66,6 +66,13 @@ class Suitability(_Strict):
         return value
 
 
+class ProductLabel(_Strict):
+    """A product's display name in each report language."""
+
+    zh_CN: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
 class CampaignParams(_Strict):
     """Campaign lists: the ``top_n`` best customers per product."""
 
@@ -98,6 +105,7 @@ class PropensityParams(_Strict):
     reason_rows: int = Field(2000, ge=0)
     product_values: dict[str, float] = Field(default_factory=dict)
     product_codes: dict[str, str] = Field(default_factory=dict)
+    product_labels: dict[str, ProductLabel] = Field(default_factory=dict)
     campaign: CampaignParams = Field(default_factory=CampaignParams)
     threads: int = Field(1, ge=1)
     seed: int = 42
