@@ -21,15 +21,17 @@ A minimal engagement::
 from __future__ import annotations
 
 import datetime as dt
+import types
 import zoneinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from relmap_utils.errors import ConfigError
-from relmap_utils.i18n import Msg, catalog
+from relmap_utils.i18n import Msg
 from relmap_utils.paths import expand_path
 
 CONFIG_FILE = "engagement.yaml"
@@ -110,7 +112,7 @@ class Source(_Strict):
     @model_validator(mode="after")
     def _path_or_sql(self) -> "Source":
         if (self.path is None) == (self.sql is None):
-            raise ValueError(f"source {self.name!r} needs exactly one of path (a file) or sql (a query over sources)")
+            raise rule_error("config.rule.path_or_sql", value=self.path or self.sql, source=self.name)
         return self
 
     def column_maps(self) -> dict[str, ColumnMap]:
@@ -185,7 +187,7 @@ class Engagement(_Strict):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone; use a name such as Asia/Shanghai") from exc
+            raise rule_error("config.rule.timezone", allowed="Asia/Shanghai, UTC, ...") from exc
         return value
 
     @model_validator(mode="after")
@@ -193,7 +195,7 @@ class Engagement(_Strict):
         seen: set[str] = set()
         for source in self.sources:
             if source.name in seen:
-                raise ValueError(f"source name {source.name!r} is used twice; give each source its own name")
+                raise rule_error("config.rule.source_twice", at="sources", value=source.name, source=source.name)
             seen.add(source.name)
         return self
 
@@ -206,41 +208,307 @@ class Engagement(_Strict):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
+def format_key_path(loc: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
+    """Join a pydantic error location into a key path such as ``sources[2].columns.开户日期.role``.
+
+    Parameters
+    ----------
+    loc : sequence of str or int
+        Keys and list positions, outermost first.
+    prefix : str, default=""
+        Path of the block the model was read from, for example
+        ``stages.risk.params``.
+
+    Returns
+    -------
+    str
+        The path, or ``prefix`` (``(top level)`` when empty) for an empty ``loc``.
+    """
+    text = prefix
     for item in loc:
         if isinstance(item, int):
-            parts.append(f"[{item}]")
+            text += f"[{item}]"
+        elif str(item).startswith("["):
+            text += str(item)
         else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
+            text += ("." if text else "") + str(item)
+    return text or "(top level)"
 
 
-def _allowed(error: dict[str, Any]) -> str:
+# Error type of :func:`rule_error`: its context carries a catalog key.
+RULE_ERROR = "relmap_rule"
+# Pydantic error types that only say the value has the wrong type (or is not
+# a listed constant); inside a union they mean "this member does not fit".
+_TYPE_ERRORS = frozenset({"literal_error", "enum", "int_from_float", "is_instance_of", "none_required"})
+# Union members appear in pydantic error locations as type names.
+_SCALAR_TAGS = frozenset({"int", "float", "str", "bool", "bytes", "decimal"})
+# Catalog key of a type's name, per type name in a union member's tag.
+_TYPE_NAMES = {
+    "int": "config.type.int", "float": "config.type.float", "str": "config.type.str", "bool": "config.type.bool",
+    "list": "config.type.list", "dict": "config.type.dict", "date": "config.type.date", "model": "config.type.dict",
+}
+# Pydantic error type -> catalog key of the problem.
+_DETAILS = {
+    "missing": "config.detail.missing",
+    "extra_forbidden": "config.detail.extra_forbidden",
+    "literal_error": "config.detail.literal_error",
+    "enum": "config.detail.literal_error",
+    "int_type": "config.detail.int_parsing",
+    "int_parsing": "config.detail.int_parsing",
+    "int_from_float": "config.detail.int_parsing",
+    "int_parsing_size": "config.detail.int_parsing",
+    "float_type": "config.detail.float_parsing",
+    "float_parsing": "config.detail.float_parsing",
+    "finite_number": "config.detail.float_parsing",
+    "bool_type": "config.detail.bool_parsing",
+    "bool_parsing": "config.detail.bool_parsing",
+    "string_type": "config.detail.string_type",
+    "string_pattern_mismatch": "config.detail.string_pattern_mismatch",
+    "string_too_short": "config.detail.string_too_short",
+    "string_too_long": "config.detail.string_too_long",
+    "greater_than": "config.detail.out_of_range",
+    "greater_than_equal": "config.detail.out_of_range",
+    "less_than": "config.detail.out_of_range",
+    "less_than_equal": "config.detail.out_of_range",
+    "too_short": "config.detail.too_short",
+    "too_long": "config.detail.too_long",
+    "dict_type": "config.detail.dict_type",
+    "model_type": "config.detail.dict_type",
+    "model_attributes_type": "config.detail.dict_type",
+    "list_type": "config.detail.list_type",
+    "tuple_type": "config.detail.list_type",
+    "set_type": "config.detail.list_type",
+    "date_type": "config.detail.date_parsing",
+    "date_parsing": "config.detail.date_parsing",
+    "date_from_datetime_parsing": "config.detail.date_parsing",
+    "date_from_datetime_inexact": "config.detail.date_parsing",
+    "datetime_type": "config.detail.date_parsing",
+    "datetime_parsing": "config.detail.date_parsing",
+    "datetime_from_date_parsing": "config.detail.date_parsing",
+    "union_type": "config.detail.union_type",
+}
+
+
+def rule_error(key: str, /, *, at: str = "", value: Any = None, allowed: Any = None, **params: Any) -> PydanticCustomError:
+    """Return a validation error whose text is the catalog message ``key``.
+
+    Raise it from a pydantic validator instead of ``ValueError`` so that
+    :func:`validation_problems` shows the message in the user's language.
+
+    Parameters
+    ----------
+    key : str
+        Catalog key of the problem, for example ``"config.rule.path_or_sql"``.
+    at : str, default=""
+        Key path below the validated field or model, for example
+        ``rules[0].when.aum.min``, for a model validator that checks one item.
+    value : optional
+        The value to show; by default the validator's input.
+    allowed : str or Msg, optional
+        What is allowed, shown after the problem.
+    **params
+        Values substituted into the message.
+    """
+    context = {"key": key, "at": at, "value": value, "allowed": allowed, "params": params}
+    return PydanticCustomError(RULE_ERROR, key, context)
+
+
+def _is_member_tag(item: Any) -> bool:
+    return isinstance(item, str) and ("[" in item or item in _SCALAR_TAGS)
+
+
+def _shape_error(error: dict[str, Any]) -> bool:
+    kind = str(error["type"])
+    return kind in _TYPE_ERRORS or kind.endswith(("_type", "_parsing"))
+
+
+def _collapse_unions(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge the per-member errors of union fields.
+
+    Pydantic reports a value that fits no member of ``int | list[int]`` once
+    per member, with the member's type name in the location. When some
+    member fits the value's shape, only that member's errors are kept;
+    otherwise one ``union_type`` error lists the members.
+    """
+    plain: list[dict[str, Any]] = []
+    groups: dict[tuple[Any, ...], list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        index = next((position for position, item in enumerate(loc) if _is_member_tag(item)), None)
+        if index is None:
+            plain.append(error)
+        else:
+            groups.setdefault(loc[:index], []).append((loc[index], loc[index + 1 :], error))
+    for base, items in groups.items():
+        fitting = [dict(error, loc=base + rest) for _, rest, error in items if rest or not _shape_error(error)]
+        if fitting:
+            plain.extend(_collapse_unions(fitting))
+        else:
+            members = list(dict.fromkeys(tag for tag, _, _ in items))
+            plain.append({"type": "union_type", "loc": base, "input": items[0][2].get("input"), "ctx": {"members": members}})
+    return plain
+
+
+def _member_name(tag: str) -> Any:
+    if tag.startswith("literal["):
+        return tag[len("literal[") : -1]
+    base = tag.split("[", 1)[0]
+    return Msg(_TYPE_NAMES[base]) if base in _TYPE_NAMES else tag
+
+
+def _type_candidates(annotation: Any) -> list[Any]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _type_candidates(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [candidate for arg in get_args(annotation) for candidate in _type_candidates(arg)]
+    return [annotation]
+
+
+def _known_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
+    """Return the keys allowed in the mapping at ``loc`` of ``model``, when it is a model."""
+    if model is None:
+        return None
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for annotation in (c for a in current for c in _type_candidates(a)):
+            origin = get_origin(annotation)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+                field = next((f for n, f in annotation.model_fields.items() if part in (n, f.alias)), None)
+                if field is not None:
+                    following.append(field.annotation)
+            elif origin in (list, tuple, set) and isinstance(part, int):
+                following.append(get_args(annotation)[0])
+            elif origin is dict:
+                following.append(get_args(annotation)[1])
+        current = following
+    for annotation in (c for a in current for c in _type_candidates(a)):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [field.alias or name for name, field in annotation.model_fields.items()]
+    return None
+
+
+def _bound(context: dict[str, Any]) -> str | None:
+    for name, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if name in context:
+            return f"{sign} {context[name]}"
+    return None
+
+
+def _allowed(error: dict[str, Any], model: type[BaseModel] | None) -> Any:
+    kind = error["type"]
     context = error.get("ctx") or {}
-    if "expected" in context:
-        return str(context["expected"])
-    if "pattern" in context:
+    if kind == RULE_ERROR:
+        return context.get("allowed")
+    if kind == "extra_forbidden":
+        keys = _known_keys(model, tuple(error["loc"])[:-1])
+        return ", ".join(keys) if keys else None
+    if kind in ("literal_error", "enum"):
+        values = str(context.get("expected", "")).replace(" or ", ", ")
+        return Msg("config.allowed.one_of", values=values)
+    if kind == "union_type":
+        return Msg("config.allowed.one_of", values=_JoinedMsg([_member_name(tag) for tag in context["members"]], " | "))
+    if kind == "string_pattern_mismatch":
         return f"/{context['pattern']}/"
-    if "ge" in context:
-        return f">= {context['ge']}"
-    if error.get("type") == "extra_forbidden":
-        return "-"
-    return str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind in ("string_too_short", "too_short"):
+        return Msg("config.allowed.at_least", count=context.get("min_length"))
+    if kind in ("string_too_long", "too_long"):
+        return Msg("config.allowed.at_most", count=context.get("max_length"))
+    # A type error says the expected type itself, so it needs no "allowed" part.
+    return _bound(context)
+
+
+class _JoinedMsg(Msg):
+    """Texts and messages joined by ``separator``, each rendered in the requested locale."""
+
+    def __init__(self, items: list[Any], separator: str) -> None:
+        super().__init__("config.joined")
+        self.items = items
+        self.separator = separator
+
+    def render(self, locale: str | None = None) -> str:
+        return self.separator.join(item.render(locale) if isinstance(item, Msg) else str(item) for item in self.items)
+
+
+def _detail(error: dict[str, Any]) -> Msg:
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind == RULE_ERROR:
+        return Msg(context["key"], **context.get("params", {}))
+    if kind in _DETAILS:
+        return Msg(_DETAILS[kind])
+    # A ValueError raised by a validator, or an error type not listed above:
+    # pydantic's English text is the only description there is.
+    return Msg("config.detail.other", message=str(error.get("msg", "")).removeprefix("Value error, "))
+
+
+def validation_problems(exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> list[Msg]:
+    """Describe every error of a pydantic validation in the catalog's words.
+
+    Each problem names the key path, the value found, what is wrong and what
+    is allowed (the known keys for an unknown key, the listed values, the
+    bound, the expected type), in zh_CN or en as the message is shown.
+
+    Parameters
+    ----------
+    exc : ValidationError
+        Raised by ``model.model_validate``.
+    model : type of BaseModel, optional
+        The validated model; with it, an unknown key lists the known ones.
+    prefix : str, default=""
+        Key path of the validated block, for example ``stages.risk.params``.
+
+    Returns
+    -------
+    list of Msg
+        One ``config.problem`` message per problem, in the order pydantic found them.
+    """
+    problems: list[Msg] = []
+    for error in _collapse_unions(list(exc.errors())):
+        context = error.get("ctx") or {}
+        loc = tuple(error["loc"])
+        value = error.get("input")
+        if error["type"] == RULE_ERROR:
+            if context.get("at"):
+                loc = (*loc, context["at"])
+            if context.get("value") is not None:
+                value = context["value"]
+        key_path = format_key_path(loc, prefix)
+        allowed = _allowed(error, model)
+        detail = _detail(error)
+        if error["type"] == "missing":
+            problems.append(Msg("config.problem_missing", key=key_path, detail=detail))
+        elif allowed in (None, ""):
+            problems.append(Msg("config.problem_no_allowed", key=key_path, value=_short(value), detail=detail))
+        else:
+            problems.append(Msg("config.problem", key=key_path, value=_short(value), detail=detail, allowed=allowed))
+    return problems
+
+
+def params_error(exc: ValidationError, model: type[BaseModel], prefix: str) -> ConfigError:
+    """Turn a validation error of a stage's parameters into one ConfigError.
+
+    Parameters
+    ----------
+    exc : ValidationError
+    model : type of BaseModel
+        The stage's parameter model.
+    prefix : str
+        Where the parameters sit in engagement.yaml, for example
+        ``stages.segmentation.params``.
+
+    Returns
+    -------
+    ConfigError
+        Key ``config.invalid_params``, listing every problem.
+    """
+    return ConfigError("config.invalid_params", section=prefix, problems=validation_problems(exc, model, prefix))
 
 
 def config_error_from_validation(exc: ValidationError, file: Path) -> ConfigError:
-    """Turn a pydantic error into one ConfigError listing every bad key."""
-    lines = []
-    for error in exc.errors():
-        key_path = _format_location(tuple(error["loc"]))
-        value = error.get("input")
-        if error["type"] == "missing":
-            value = "-"
-        known = f"config.detail.{error['type']}"
-        detail: Any = Msg(known) if known in catalog("en") else str(error.get("msg", ""))
-        lines.append(Msg("config.problem", key=key_path, value=_short(value), detail=detail, allowed=_allowed(error)))
-    return ConfigError("config.invalid", file=str(file), problems=lines)
+    """Turn a pydantic error of engagement.yaml into one ConfigError listing every bad key."""
+    return ConfigError("config.invalid", file=str(file), problems=validation_problems(exc, Engagement))
 
 
 def _short(value: Any) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relmap_utils.errors import ConfigError
+from relmap_utils.i18n import Msg
 
 PURCHASE_DIRECTIONS = ("out", "in", "any")
 
@@ -142,7 +143,7 @@ class MapSpec:
     def __post_init__(self) -> None:
         for name in VALUE_LIST_FIELDS:
             value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
+            if value is not None:
                 object.__setattr__(self, name, _as_tuple(name, value))
         for name in VALUE_GROUP_FIELDS:
             value = getattr(self, name)
@@ -232,9 +233,19 @@ def unique_codes(values: Sequence[Any]) -> dict[str, Any]:
 
 
 def _as_tuple(name: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
-        raise ConfigError("features.bad_parameter", name=name, value=repr(value), allowed="list of text values")
-    return tuple(str(item) for item in value)
+    """Return a list of text values as a tuple, or raise naming the setting or the item that is not text.
+
+    A YAML number such as ``1`` is rejected rather than turned into ``"1"``,
+    because the data may hold ``"01"`` or ``"1.0"`` and the match would fail silently.
+    """
+    if isinstance(value, str | Mapping) or not isinstance(value, Sequence | set | frozenset):
+        raise ConfigError("features.bad_parameter", name=name, value=repr(value), allowed=Msg("config.allowed.text_list"))
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(
+                "features.bad_parameter", name=f"{name}[{index}]", value=repr(item), allowed=Msg("config.allowed.text_list")
+            )
+    return tuple(value)
 
 
 def _as_groups(name: str, value: Any) -> dict[str, tuple[str, ...]]:
@@ -244,7 +255,7 @@ def _as_groups(name: str, value: Any) -> dict[str, tuple[str, ...]]:
             if feature_code(code) != str(code):
                 raise ConfigError(
                     "features.bad_parameter", name=f"{name}.{code}", value=repr(code),
-                    allowed="lower-case letters, digits and _ (for example mobile_app)",
+                    allowed=Msg("config.allowed.feature_code"),
                 )
             members = [members] if isinstance(members, str) else members
             groups[str(code)] = _as_tuple(f"{name}.{code}", members)
@@ -266,7 +277,7 @@ def _check(spec: MapSpec) -> None:
         _require(name, getattr(spec, name), lambda v: _is_int(v) and 1 <= v <= 120, "1..120")
     _require(
         "recent_months", spec.recent_months, lambda v: v < spec.history_months,
-        f"less than history_months ({spec.history_months})",
+        f"< history_months ({spec.history_months})",
     )
     _require("purchase_direction", spec.purchase_direction, lambda v: v in PURCHASE_DIRECTIONS,
              ", ".join(PURCHASE_DIRECTIONS))
@@ -275,11 +286,13 @@ def _check(spec: MapSpec) -> None:
     _require("salary_min_share", spec.salary_min_share, lambda v: _is_number(v) and 0 < v <= 1, "0 < share <= 1")
     _require("salary_tolerance", spec.salary_tolerance, lambda v: _is_number(v) and v >= 0, ">= 0")
     _require("shared_entity_max_customers", spec.shared_entity_max_customers, lambda v: _is_int(v) and v >= 2, ">= 2")
-    _require("relations_active_only", spec.relations_active_only, lambda v: isinstance(v, bool), "true or false")
-    _require("customer_related_type", spec.customer_related_type, lambda v: isinstance(v, str) and v != "", "text")
+    _require("relations_active_only", spec.relations_active_only, lambda v: isinstance(v, bool), Msg("config.type.bool"))
+    _require(
+        "customer_related_type", spec.customer_related_type, lambda v: isinstance(v, str) and v != "", Msg("config.type.str")
+    )
 
 
-def _require(name: str, value: Any, test: Any, allowed: str) -> None:
+def _require(name: str, value: Any, test: Any, allowed: str | Msg) -> None:
     if not test(value):
         raise ConfigError("features.bad_parameter", name=name, value=repr(value), allowed=allowed)
 

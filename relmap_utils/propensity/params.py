@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from relmap_utils.errors import ConfigError
+from relmap_utils.config import params_error, rule_error
 
 PARAMS_PATH = "stages.propensity.params"
 
@@ -62,7 +62,7 @@ class Suitability(_Strict):
     def _levels(cls, value: dict[str, str]) -> dict[str, str]:
         for product, level in value.items():
             if _rank(level) is None:
-                raise ValueError(f"risk level of {product} must be R1..R5; got {level!r}")
+                raise rule_error("propensity.rule.risk_level", at=product, value=level, allowed="R1, R2, R3, R4, R5")
         return value
 
 
@@ -152,8 +152,4 @@ def check_parameters(values: Mapping[str, Any] | None) -> PropensityParams:
     try:
         return PropensityParams.model_validate(cleaned)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(part) for part in (PARAMS_PATH, *first["loc"]))
-        raise ConfigError(
-            "propensity.bad_parameter", path=path, value=repr(first.get("input"))[:120], problem=first["msg"]
-        ) from None
+        raise params_error(exc, PropensityParams, PARAMS_PATH) from None

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relmap_utils.errors import ConfigError
+from relmap_utils.config import params_error, rule_error
 from relmap_utils.risk.binning import TRENDS, SolverSettings
 
+PARAMS_PATH = "stages.risk.params"
 # Variables that credit scoring leaves out unless the engagement allows them:
 # attributes that anti-discrimination rules or bank policy commonly forbid.
 DEFAULT_SENSITIVE = ("gender", "ethnicity", "age_years", "age_band", "life_stage")
@@ -44,7 +45,14 @@ class VariableSettings(_Strict):
     @classmethod
     def _known_trend(cls, value: str | None) -> str | None:
         if value is not None and value not in TRENDS:
-            raise ValueError(f"must be one of {', '.join(TRENDS)}")
+            raise rule_error("risk.rule.trend", allowed=", ".join(TRENDS))
+        return value
+
+    @field_validator("breaks")
+    @classmethod
+    def _increasing_breaks(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(low >= high for low, high in zip(value, value[1:]))):
+            raise rule_error("risk.rule.breaks", allowed="b1 < b2 < ...")
         return value
 
 
@@ -180,7 +188,7 @@ class RiskParams(_Strict):
     @classmethod
     def _known_trend(cls, value: str) -> str:
         if value not in TRENDS:
-            raise ValueError(f"must be one of {', '.join(TRENDS)}")
+            raise rule_error("risk.rule.trend", allowed=", ".join(TRENDS))
         return value
 
     @field_validator("observation_as_of", mode="before")
@@ -192,7 +200,7 @@ class RiskParams(_Strict):
     def _bands_increase(self) -> "RiskParams":
         bands = self.risk_bands
         if not bands or any(not 0 < value < 1 for value in bands) or sorted(set(bands)) != bands:
-            raise ValueError("risk_bands must be increasing probabilities between 0 and 1")
+            raise rule_error("risk.rule.bands", at="risk_bands", value=bands, allowed="0 < b1 < b2 < ... < 1")
         return self
 
     def variable(self, name: str) -> VariableSettings:
@@ -212,8 +220,4 @@ def make_params(values: Mapping[str, Any] | None) -> RiskParams:
     try:
         return RiskParams.model_validate(dict(values or {}))
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            path = ".".join(str(part) for part in item["loc"]) or "-"
-            problems.append(f"stages.risk.params.{path} = {item.get('input')!r}: {item['msg']}")
-        raise ConfigError("risk.bad_parameter", problems="; ".join(problems)) from None
+        raise params_error(error, RiskParams, PARAMS_PATH) from None

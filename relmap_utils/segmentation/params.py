@@ -20,10 +20,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from collections.abc import Collection
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from relmap_utils.config import params_error, rule_error
 from relmap_utils.errors import ConfigError
-from relmap_utils.i18n import Msg
 
 PARAM_PATH = "stages.segmentation.params"
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff]{1,40}$")
@@ -45,7 +47,7 @@ class Bilingual(_Strict):
     @model_validator(mode="after")
     def _one_given(self) -> "Bilingual":
         if not self.zh_CN and not self.en:
-            raise ValueError("give zh_CN or en text")
+            raise rule_error("segmentation.rule.bilingual_empty")
         return self
 
     def get(self, locale: str) -> str:
@@ -73,12 +75,21 @@ class Condition(_Strict):
     @model_validator(mode="after")
     def _some_test(self) -> "Condition":
         if all(value is None for value in (self.min, self.max, self.equals, self.in_, self.missing)):
-            raise ValueError("a condition needs min, max, equals, in or missing")
+            raise rule_error("segmentation.rule.condition_empty", allowed="min, max, equals, in, missing")
         for name in ("min", "max"):
             value = getattr(self, name)
             if isinstance(value, str) and not _AMOUNT_TEXT.match(value):
-                raise ValueError(f"{name} must be a number or an amount such as 50万; got {value!r}")
+                raise rule_error("segmentation.rule.amount_text", at=name, value=value, allowed="50、50万、1.2亿、3000元")
         return self
+
+    def written_unit(self) -> str | None:
+        """Return the unit written in a text ``min`` or ``max`` (``"50万"`` gives ``万``), if any."""
+        for value in (self.min, self.max):
+            if isinstance(value, str):
+                match = _AMOUNT_TEXT.match(value)
+                if match and match.group(2):
+                    return match.group(2)
+        return None
 
 
 class TierRule(_Strict):
@@ -98,7 +109,7 @@ class TierRule(_Strict):
     @classmethod
     def _plain_code(cls, value: str) -> str:
         if not CODE_PATTERN.match(value):
-            raise ValueError("a tier code is 1-40 letters, digits, _ or -")
+            raise rule_error("segmentation.rule.tier_code", allowed=CODE_PATTERN.pattern)
         return value
 
     @property
@@ -124,8 +135,29 @@ class TierParams(_Strict):
         codes = [rule.code for rule in self.rules]
         repeated = sorted({code for code in codes if codes.count(code) > 1})
         if repeated:
-            raise ValueError(f"tier codes must be unique; repeated: {', '.join(repeated)}")
+            raise rule_error("segmentation.rule.codes_repeated", at="rules", value=", ".join(repeated))
+        for path, condition in self.conditions():
+            if condition.min is None or condition.max is None:
+                continue
+            low = amount_to_yuan(condition.min, self.amount_unit)
+            high = amount_to_yuan(condition.max, self.amount_unit)
+            if low > high:
+                raise rule_error(
+                    "segmentation.rule.min_above_max", at=path, value=f"min={condition.min}, max={condition.max}",
+                    allowed="min <= max",
+                )
         return self
+
+    def conditions(self) -> list[tuple[str, Condition]]:
+        """Return every condition with its key path below ``tiers``, such as ``rules[0].when.aum``."""
+        found = []
+        for position, rule in enumerate(self.rules):
+            if isinstance(rule.when, dict):
+                found += [(f"rules[{position}].when.{column}", test) for column, test in rule.when.items()]
+            else:
+                for index, clause in enumerate(rule.when):
+                    found += [(f"rules[{position}].when[{index}].{column}", test) for column, test in clause.items()]
+        return found
 
 
 class RfmParams(_Strict):
@@ -142,7 +174,9 @@ class RfmParams(_Strict):
     @model_validator(mode="after")
     def _high_within_bins(self) -> "RfmParams":
         if self.high_score > self.bins:
-            raise ValueError(f"high_score must be at most bins ({self.bins}); got {self.high_score}")
+            raise rule_error(
+                "segmentation.rule.high_score", at="high_score", value=self.high_score, allowed=f"<= {self.bins}"
+            )
         return self
 
 
@@ -181,13 +215,13 @@ class ClusterParams(_Strict):
     def _k_range(cls, value: int | list[int]) -> int | list[int]:
         values = [value] if isinstance(value, int) else value
         if not 1 <= len(values) <= 2 or any(item < 2 for item in values) or values != sorted(values):
-            raise ValueError("k is an integer >= 2 or a range [low, high] with 2 <= low <= high")
+            raise rule_error("segmentation.rule.k_range", allowed="k >= 2, [low, high], 2 <= low <= high")
         return value
 
     @model_validator(mode="after")
     def _bic_needs_mixture(self) -> "ClusterParams":
         if self.criterion == "bic" and self.method != "gmm":
-            raise ValueError("criterion bic needs method gmm, because KMeans has no likelihood; use silhouette")
+            raise rule_error("segmentation.rule.bic_needs_gmm", at="criterion", value="bic", allowed="silhouette")
         return self
 
     @property
@@ -264,13 +298,34 @@ def parse_params(values: dict[str, Any] | None) -> SegmentationParams:
     try:
         return SegmentationParams.model_validate(cleaned)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            where = ".".join([PARAM_PATH, *(str(part) for part in item["loc"])])
-            problems.append(
-                Msg("segmentation.param_problem", path=where, value=repr(item.get("input"))[:80], reason=item["msg"])
+        raise params_error(error, SegmentationParams, PARAM_PATH) from None
+
+
+def check_threshold_units(tiers: TierParams, amount_columns: Collection[str]) -> None:
+    """Reject a threshold written with a money unit (``"5万"``) on a column that is not an amount.
+
+    Such a threshold would be read as a plain number (5万 as 50,000
+    transactions), so the rule would silently match nobody or everybody.
+
+    Parameters
+    ----------
+    tiers : TierParams
+    amount_columns : collection of str
+        Map columns measured in yuan (from the feature dictionary).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path ``stages.segmentation.params.tiers.rules[i].when.<column>``.
+    """
+    for path, condition in tiers.conditions():
+        column = path.rsplit(".", 1)[1]
+        unit = condition.written_unit()
+        if unit is not None and column not in amount_columns:
+            value = condition.min if condition.min is not None else condition.max
+            raise ConfigError(
+                "segmentation.tier_unit_not_amount", path=f"{PARAM_PATH}.tiers.{path}", column=column, value=value, unit=unit
             )
-        raise ConfigError("segmentation.invalid_params", problems=problems) from None
 
 
 def amount_to_yuan(value: float | str, unit: str) -> float:
