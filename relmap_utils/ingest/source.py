@@ -28,6 +28,7 @@ from relmap_utils.config import ColumnMap, Source
 from relmap_utils.errors import SourceError
 from relmap_utils.ingest import parsing, privacy, readers
 from relmap_utils.ingest.encoding import prepare_utf8
+from relmap_utils.ingest.labels import LABEL_COLUMN, check_label_values
 from relmap_utils.ingest.layout import KIND, ROW, Layout, classify_rows, detect_layout, last_wide_row
 from relmap_utils.ingest.typing import (
     DATE_HEADER,
@@ -557,6 +558,10 @@ def _type_columns(
             guessed.add(column.target)
             if guess.damaged_identifier:
                 damaged_by_guess.add(column.target)
+
+    label_column = next((column for column in plan if column.target == LABEL_COLUMN), None)
+    if label_column is not None:
+        check_label_values(source, clean, label_column.header)
 
     typed: dict[str, ir.Value] = {}
     checks: dict[str, ir.Scalar] = {"rows": clean.count()}
