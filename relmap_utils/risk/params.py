@@ -86,6 +86,9 @@ class ScreeningSettings(_Strict):
     max_indicators: int = Field(12, ge=1)
     max_p_value: float = Field(0.05, gt=0, le=1)
     min_variable_defaults: int = Field(5, ge=1)
+    # A kept indicator above this IV is flagged: so strong a separation often
+    # means the variable is recorded after, or because of, the default.
+    suspicious_iv: float = Field(0.5, gt=0)
 
 
 class ScorecardSettings(_Strict):

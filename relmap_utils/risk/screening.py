@@ -205,6 +205,10 @@ def screen_indicators(
         rows[name].update(status=KEPT, reason="kept")
     if not candidates:
         notices.append(Msg("risk.notice.nothing_kept", min_iv=rules.min_iv))
+    for name in candidates:
+        if binnings[name].iv > rules.suspicious_iv:
+            notices.append(Msg("risk.notice.iv_suspicious", variable=name, iv=f"{binnings[name].iv:.3f}",
+                               limit=rules.suspicious_iv))
 
     indicators = _indicator_table(rows, variables)
     logger.info("screened %d variables: %d binned, %d kept", len(variables), len(binnings), len(candidates))

@@ -23,6 +23,7 @@ Every file is written under a temporary name and renamed.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import time
@@ -40,7 +41,7 @@ from relmap_utils.i18n import Msg, bilingual
 from relmap_utils.risk import warning as early
 from relmap_utils.risk.binning import transform_woe
 from relmap_utils.risk.metrics import discrimination
-from relmap_utils.risk.params import DEFAULT_SENSITIVE, NOT_INDICATORS, RiskParams, make_params
+from relmap_utils.risk.params import DEFAULT_SENSITIVE, NOT_INDICATORS, PARAMS_PATH, RiskParams, make_params
 from relmap_utils.risk.scorecard import Scorecard, build_scorecard
 from relmap_utils.risk.screening import Screening, screen_indicators
 from relmap_utils.schema import TABLES
@@ -84,6 +85,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     notices: list[Msg] = []
 
     panel, recent_months = load_panel(ctx, settings)
+    check_variables(panel, settings)
     dates = sorted(panel["as_of"].unique())
     labels = load_labels(ctx, settings.label_type)
     if labels.empty:
@@ -98,6 +100,7 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
         notices.append(Msg("risk.notice.sensitive_excluded", variables=", ".join(sensitive)))
 
     observation = observation_date(dates, settings)
+    notices.append(observation_notice(dates, observation, settings))
     training = training_sample(panel, labels, observation, settings)
     screening, scorecard, performance = None, None, pd.DataFrame()
     bad = int(training["bad"].sum()) if len(training) else 0
@@ -243,6 +246,45 @@ def choose_indicators(panel: pd.DataFrame, settings: RiskParams, notices: list[M
         columns = [name for name in settings.indicators if name in panel.columns]
     excluded = set(settings.exclude)
     return [name for name in columns if name not in excluded]
+
+
+def check_variables(panel: pd.DataFrame, settings: RiskParams) -> None:
+    """Check the per-variable overrides against the map before any binning.
+
+    Raises
+    ------
+    ConfigError
+        Listing each ``variables.<name>`` that is not a column of the map
+        (with the closest column names), and each ``breaks`` given for a
+        variable that is not numeric or is declared categorical.
+    """
+    problems = []
+    for name, override in settings.variables.items():
+        path = f"{PARAMS_PATH}.variables.{name}"
+        if name not in panel.columns:
+            close = difflib.get_close_matches(name, [str(column) for column in panel.columns], n=3, cutoff=0.6)
+            problems.append(Msg("config.problem", key=path, value=name, detail=Msg("risk.rule.variable_unknown"),
+                                allowed=", ".join(close) or Msg("risk.rule.see_dictionary")))
+            continue
+        numeric = pd.api.types.is_numeric_dtype(panel[name]) and not pd.api.types.is_bool_dtype(panel[name])
+        if override.breaks is not None and (override.dtype == "categorical" or not numeric):
+            problems.append(Msg("config.problem_no_allowed", key=f"{path}.breaks", value=str(override.breaks),
+                                detail=Msg("risk.rule.breaks_not_numeric", dtype=str(panel[name].dtype))))
+    if problems:
+        raise ConfigError("config.invalid_params", section=PARAMS_PATH, problems=problems)
+
+
+def observation_notice(dates: Sequence[Any], observation: pd.Timestamp, settings: RiskParams) -> Msg:
+    """Return the notice that states which map date the training snapshot uses and why."""
+    last = _iso(max(dates))
+    chosen = _iso(observation)
+    if settings.observation_as_of:
+        return Msg("risk.notice.observation_set", date=chosen)
+    if settings.outcome == "any":
+        return Msg("risk.notice.observation_latest_any", date=chosen)
+    if observation + pd.DateOffset(months=settings.horizon_months) <= pd.Timestamp(max(dates)):
+        return Msg("risk.notice.observation_window", date=chosen, months=settings.horizon_months, last=last)
+    return Msg("risk.notice.observation_short", date=chosen, months=settings.horizon_months, last=last)
 
 
 def observation_date(dates: Sequence[Any], settings: RiskParams) -> pd.Timestamp:
