@@ -1,10 +1,13 @@
 """Profile one table or all tables of a run: the passes over the data, in order.
 
-A table is read in a fixed number of queries whatever its width:
+A table is read in a fixed number of queries whatever its width, except
+that more than 64 sampled columns take one more query per 64:
 
-1. one aggregate with the quantiles and the Pearson correlations of every
-   column stored as numbers, on a seeded sample of about 100,000 rows for
-   larger tables, and there also the sample's distinct values per column;
+1. one query that fetches a seeded sample of about 100,000 rows (the whole
+   table when it is smaller) of every column stored as numbers, and on
+   tables that are not exact of every column, to the client, where numpy and
+   pyarrow compute the quantiles, the Pearson correlations and the sample's
+   distinct values per column;
 2. one aggregate with the summary metrics of every column (counts, distinct,
    minimum, maximum, mean, standard deviation, lengths) and, on DuckDB, the
    histogram bins and outlier counts of the numeric columns, whose bins and
@@ -32,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 import ibis.expr.types as ir
+import numpy as np
 
 from relmap_utils import schema as canonical_schema
 from relmap_utils.errors import StageError
@@ -43,9 +47,8 @@ from relmap_utils.profiling.semantic import decide_type, declared_type, needs_pa
 logger = logging.getLogger(__name__)
 
 # Tables up to this many rows get exact distinct counts and quantiles. Larger
-# tables get HyperLogLog counts and t-digest quantiles of a sample, because
-# exact ones keep every value in memory at once and approximate ones use a
-# fixed amount.
+# tables get HyperLogLog counts, because exact ones keep every value in memory
+# at once and approximate ones use a fixed amount, and quantiles of a sample.
 EXACT_LIMIT = 100_000
 # On larger tables a column whose sample shows at most this many distinct
 # values still gets an exact distinct count: its hash table stays small, and
@@ -53,9 +56,15 @@ EXACT_LIMIT = 100_000
 SAMPLE_DISTINCT_LIMIT = 1000
 # Correlations are computed for at most this many numeric columns (n (n - 1) / 2 pairs).
 MAX_CORRELATION_COLUMNS = 60
-# Larger tables get their correlations from a random sample of about this many
-# rows, and so do their quantiles when the table has more than exact_limit rows.
+# Quantiles, correlations and the sample's distinct values come from a seeded
+# random sample of about this many rows, fetched to the client. Smaller tables
+# are their own sample. Exact tables larger than this (exact_limit raised)
+# get their quantiles from the database instead.
 SAMPLE_ROWS = 100_000
+# Sample columns fetched per query. 64 columns of 100,000 rows are about 51 MB
+# of doubles and hashes; wider tables take one more query per 64 columns.
+# At least MAX_CORRELATION_COLUMNS, so that the correlated columns come from one fetch.
+SAMPLE_FETCH_COLUMNS = 64
 
 # Column that identifies a row's customer; top values count their customers by it.
 CUSTOMER_COLUMN = "customer_id"
@@ -103,7 +112,8 @@ def profile_table(
         Bins per numeric histogram.
     exact_limit : int, default=100_000
         Tables with more rows get approximate distinct counts (HyperLogLog)
-        and quantiles of a sample of about 100,000 rows.
+        and, when they also have more than 100,000 rows, quantiles of a
+        sample of about 100,000 rows.
     as_of : datetime.date, optional
         Profiling date for the plausibility check of dates; default today.
     schema : module, default=relmap_utils.schema
@@ -163,9 +173,11 @@ def profile_table(
         )
         for column, dtype in table_schema.items()
     }
+    # A table of at most SAMPLE_ROWS rows is its own sample, so its quantiles are exact.
+    quantiles_exact = exact or rows <= SAMPLE_ROWS
     columns = {
-        column: _column_profile(name, column, dtype, rows, exact, column in exact_distinct, summaries[column],
-                                semantics[column], column_meta.get(column))
+        column: _column_profile(name, column, dtype, rows, quantiles_exact, column in exact_distinct,
+                                summaries[column], semantics[column], column_meta.get(column))
         for column, dtype in table_schema.items()
     }
     numeric = [column for column, profile in columns.items() if profile.semantic_type == "numeric"]
@@ -360,7 +372,7 @@ def _column_profile(
     column: str,
     dtype: Any,
     rows: int,
-    exact: bool,
+    quantiles_exact: bool,
     distinct_exact: bool,
     summary: Mapping[str, Any],
     semantic: SemanticType,
@@ -377,7 +389,7 @@ def _column_profile(
         distinct=int(summary.get("distinct") or 0),
         distinct_exact=distinct_exact,
         pseudonymized=bool((meta or {}).get("pseudonymized")),
-        quantiles_exact=exact,
+        quantiles_exact=quantiles_exact,
         pattern_matches=dict(summary.get("pattern_matches") or {}),
     )
     # A text category's minimum and maximum are only its first and last label
@@ -467,16 +479,19 @@ def _sample_pass(
 ) -> tuple[dict[str, dict[str, float | None] | None], list[tuple[str, str, float]], dict[str, int]]:
     """Return the quantiles of the numeric columns, their correlations and the distinct values of the sample.
 
-    Quantiles are exact over the whole table when it is exact (at most
-    ``exact_limit`` rows), else t-digest estimates over a row sample; correlations come from the
-    whole table up to :data:`SAMPLE_ROWS` rows, else from the same sample.
-    Both usually read the same source, so one query serves them. The
-    columns are all those stored as numbers, because the semantic types are
-    not known yet; the caller keeps the results of the numeric ones.
+    A seeded sample of about :data:`SAMPLE_ROWS` rows, or the whole table
+    when it is not larger, is fetched to the client once, and numpy and
+    pyarrow compute on it. Quantiles are the exact linear-interpolation
+    quantiles of the fetched rows, so they are exact for a table of at most
+    ``SAMPLE_ROWS`` rows. An exact table larger than that (``exact_limit``
+    raised) gets exact quantiles from the database instead. Correlations are
+    Pearson's r with pairwise deletion of nulls, as SQL ``corr`` computes
+    them. The columns are all those stored as numbers, because the semantic
+    types are not known yet; the caller keeps the results of the numeric ones.
 
     On tables that are not exact, the sample's distinct values per column
-    (HyperLogLog) are the third value, so that columns with few values can
-    get exact distinct counts in the full scan; otherwise it is empty.
+    are the third value, so that columns with few values can get exact
+    distinct counts in the full scan; otherwise it is empty.
     """
     if len(numbers) > MAX_CORRELATION_COLUMNS:
         logger.warning(
@@ -484,35 +499,50 @@ def _sample_pass(
             len(numbers),
             MAX_CORRELATION_COLUMNS,
         )
+    correlated = numbers[:MAX_CORRELATION_COLUMNS]
     sample = stats.row_sample(table, rows, SAMPLE_ROWS)
-    quantile_source = table if exact else sample
-    sources = [quantile_source] if quantile_source is sample else [quantile_source, sample]
-    metrics: dict[int, dict[Any, ir.Scalar]] = {index: {} for index in range(len(sources))}
-    for column in numbers:
-        metrics[0][("quantiles", column)] = stats.quantile_metric(quantile_source[column], exact=exact)
-    pairs = stats.correlation_metrics(sample, numbers[:MAX_CORRELATION_COLUMNS])
-    metrics[len(sources) - 1].update({("corr", pair): expression for pair, expression in pairs.items()})
-    if not exact:
-        for column in table.columns:
-            metrics[len(sources) - 1][("distinct", column)] = sample[column].approx_nunique()
-
     quantiles: dict[str, dict[str, float | None] | None] = {}
+    quantiles_from_sample = not exact or sample is table
+    sample_numbers = numbers if quantiles_from_sample else correlated
+    if not quantiles_from_sample:
+        metrics = {column: stats.quantile_metric(table[column]) for column in numbers}
+        quantiles = {column: _quantile_levels(value) for column, value in stats.run_aggregate(table, metrics).items()}
+    number_set = set(numbers)
+    others = [] if exact else [column for column in table.columns if column not in number_set]
+
+    # The correlated columns come first, so that one fetch brings all of them from the same rows.
+    fetch_order = list(sample_numbers) + others
+    correlations: list[tuple[str, str, float]] = []
     distinct: dict[str, int] = {}
-    correlations = []
-    for index, source in enumerate(sources):
-        for (kind, label), value in stats.run_aggregate(source, metrics[index]).items():
-            if kind == "quantiles":
-                quantiles[label] = None if value is None else {
-                    name: stats.clean_number(level) for name, level in zip(QUANTILES, value, strict=True)
-                }
-                continue
-            if kind == "distinct":
-                distinct[label] = int(value or 0)
-                continue
-            number = stats.clean_number(value)
-            if number is not None:
-                correlations.append((label[0], label[1], number))
+    for start in range(0, len(fetch_order), SAMPLE_FETCH_COLUMNS):
+        group = fetch_order[start:start + SAMPLE_FETCH_COLUMNS]
+        group_numbers = [column for column in group if column in number_set]
+        fetched = stats.fetch_sample_columns(sample, group_numbers, [c for c in group if c not in number_set])
+        values, valid = stats.number_matrix(fetched, group_numbers)
+        for index, column in enumerate(group_numbers):
+            ordered = np.sort(values[valid[:, index], index])
+            if quantiles_from_sample:
+                quantiles[column] = _quantile_levels(stats.sample_quantiles(ordered))
+            if not exact:
+                distinct[column] = stats.sorted_distinct(ordered)
+        if not exact:
+            distinct.update(stats.sample_distinct(fetched.drop_columns(group_numbers)))
+        if start == 0 and len(correlated) > 1:
+            width = len(correlated)
+            matrix = stats.pairwise_correlations(values[:, :width], valid[:, :width])
+            for first in range(width):
+                for second in range(first + 1, width):
+                    number = stats.clean_number(matrix[first, second])
+                    if number is not None:
+                        correlations.append((correlated[first], correlated[second], number))
     return quantiles, correlations, distinct
+
+
+def _quantile_levels(values: Sequence[float] | None) -> dict[str, float | None] | None:
+    # The quantiles of one column by level name; None for a column without values.
+    if not values:
+        return None
+    return {name: stats.clean_number(value) for name, value in zip(QUANTILES, values, strict=True)}
 
 
 def _damaged_identifier_pass(table: ir.Table, columns: dict[str, ColumnProfile]) -> None:
