@@ -44,6 +44,11 @@ class PropensityPage(StagePage):
         self.importance = self.read_table("importance.parquet")
         self.modelled = [name for name, entry in (self.summary.get("products") or {}).items()
                          if entry.get("status") == "modelled"]
+        self.labels = report.product_labels(run.engagement)
+
+    def product_name(self, product: str) -> str:
+        """Return the product's display name in the page language."""
+        return report.product_name(product, self.run.locale, self.labels)
 
     def header(self) -> None:
         """Display the page title, the run facts and the stage's headline cards."""
@@ -60,16 +65,16 @@ class PropensityPage(StagePage):
         """Display each product's status and test results, and why a product was skipped."""
         render.display_html(render.heading(tr("propensity.report.products")))
         if not self.products.empty:
-            shown = report.products_table(self.products, self.run.locale)
+            shown = report.products_table(self.products, self.run.locale, self.labels)
             render.display_html(render.html_table(shown, {name: name for name in shown.columns}))
         test = self.metrics[(self.metrics["sample"] == "test")] if not self.metrics.empty else self.metrics
         if not test.empty:
-            shown = report.metrics_table(test, self.run.locale)
+            shown = report.metrics_table(test, self.run.locale, self.labels)
             render.display_html(render.html_table(shown, {name: name for name in shown.columns}))
 
     def _product_spec(self) -> FilterSpec:
-        return FilterSpec("product", tr("propensity.column.product"), [(name, name) for name in self.modelled],
-                          include_all=False)
+        return FilterSpec("product", tr("propensity.column.product"),
+                          [(self.product_name(name), name) for name in self.modelled], include_all=False)
 
     def gains_chart(self) -> None:
         """Display the cumulative gains of every product on the test sample."""
@@ -77,7 +82,7 @@ class PropensityPage(StagePage):
         if self.gains.empty:
             render.display_html(render.paragraph(tr("profiling.report.none")))
             return
-        render.show_figure(report.gains_chart(self.gains))
+        render.show_figure(report.gains_chart(self.gains, labels=self.labels))
 
     def calibration_chart(self) -> None:
         """Display the reliability curves and the Brier scores on the test sample."""
@@ -85,7 +90,7 @@ class PropensityPage(StagePage):
         if self.reliability.empty:
             render.display_html(render.paragraph(tr("profiling.report.none")))
             return
-        render.show_figure(report.calibration_chart(self.reliability))
+        render.show_figure(report.calibration_chart(self.reliability, labels=self.labels))
 
     def shap_summary(self) -> None:
         """Display the SHAP importance of one product at a time, with the explainer used."""
@@ -98,10 +103,11 @@ class PropensityPage(StagePage):
 
         def draw(filters: dict[str, str | None]) -> None:
             product = filters.get("product") or self.modelled[0]
-            render.show_figure(report.importance_chart(self.importance, product, texts))
+            render.show_figure(report.importance_chart(self.importance, product, texts, labels=self.labels))
             own = sample[sample["product"] == product] if not sample.empty else sample
             if not own.empty:
-                render.show_figure(report.dependence_chart(sample, product, str(own["feature"].iloc[0])))
+                render.show_figure(report.dependence_chart(sample, product, str(own["feature"].iloc[0]),
+                                                           labels=self.labels))
 
         filtered_section([self._product_spec()], draw)
 
@@ -140,7 +146,16 @@ class PropensityPage(StagePage):
         if matrix.empty:
             render.display_html(render.paragraph(tr("dashboard.propensity.no_segments")))
             return
-        render.show_figure(report.heatmap_chart(matrix))
+        render.show_figure(report.heatmap_chart(matrix, self.labels, self._segment_names()))
+
+    def _segment_names(self) -> dict[str, str]:
+        path = self.run.artifact_path(SEGMENT_STAGE, "groups.parquet")
+        if not path.is_file():
+            return {}
+        groups = pd.read_parquet(path, columns=["kind", "group", "name_zh", "name_en"])
+        field = "name_en" if self.run.locale == "en" else "name_zh"
+        return {str(row.group): str(getattr(row, field) or row.group) for row in groups.itertuples()
+                if row.kind in ("segment", "tier")}
 
     def customer(self, pseudonym: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Return one customer's scores per product and reason codes (empty frames when not found).
@@ -176,6 +191,7 @@ class PropensityPage(StagePage):
             scores = scores.merge(reasons[["product", *[f"reason_{rank}_{suffix}" for rank in (1, 2, 3)]]],
                                   on="product", how="left")
         scores["probability"] = scores["probability"].round(4)
+        scores["product"] = [self.product_name(value) for value in scores["product"]]
         headers = {name: tr(f"propensity.column.{name}") for name in ("product", "probability", "decile")}
         headers["excluded"] = tr("dashboard.propensity.excluded")
         headers.update({f"reason_{rank}_{suffix}": tr(f"propensity.column.reason_{rank}_zh")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +18,88 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from relmap_utils import charts
+from relmap_utils.features.labels import feature_label, value_label
 from relmap_utils.i18n import get_locale, tr
+
+# Product code -> {"zh_CN": name, "en": name}.
+ProductLabels = Mapping[str, Mapping[str, str]]
 
 METRIC_COLUMNS = ("product", "model", "sample", "rows", "takers", "rate", "auc", "gini", "ks", "capture_10",
                   "capture_20", "capture_30", "brier")
 
 
-def metrics_table(metrics: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
-    """Return the metrics per product, model and sample with translated headers (NaN shown as empty)."""
+def product_labels(engagement: Any, label_type: str = "takeup") -> dict[str, dict[str, str]]:
+    """Return each product's display names from an engagement configuration.
+
+    ``stages.propensity.params.product_labels`` comes first. A product without
+    one takes, in Chinese, the raw value that the labels source recodes to
+    its code (``子女教育金理财计划: education_wealth``), and in English its
+    code with spaces.
+
+    Parameters
+    ----------
+    engagement : relmap_utils.config.Engagement
+    label_type : str, default="takeup"
+        Unused; kept so callers can pass the stage's label type.
+
+    Returns
+    -------
+    dict
+        Product code -> ``{"zh_CN": ..., "en": ...}``; products named nowhere are absent.
+    """
+    labels: dict[str, dict[str, str]] = {}
+    for source in getattr(engagement, "sources", None) or []:
+        if source.table != "labels":
+            continue
+        for raw, column in source.column_maps().items():
+            if column.name == "product" and column.values:
+                for original, code in column.values.items():
+                    labels.setdefault(str(code), {"zh_CN": str(original), "en": str(code).replace("_", " ")})
+    stage = (getattr(engagement, "stages", None) or {}).get("propensity")
+    configured = (stage.params if stage is not None else {}).get("product_labels") or {}
+    for code, names in configured.items():
+        if isinstance(names, Mapping):
+            labels[str(code)] = {locale: str(names.get(locale) or code) for locale in ("zh_CN", "en")}
+    return labels
+
+
+def product_name(product: Any, locale: str | None = None, labels: ProductLabels | None = None) -> str:
+    """Return a product's display name in ``locale``, or its code when no label is known."""
+    chosen = locale or get_locale()
+    names = (labels or {}).get(str(product)) or {}
+    return str(names.get(chosen) or names.get("zh_CN") or product)
+
+
+def metrics_table(metrics: pd.DataFrame, locale: str | None = None, labels: ProductLabels | None = None) -> pd.DataFrame:
+    """Return the metrics per product, model and sample with translated headers and names (NaN shown as empty)."""
     if metrics is None or metrics.empty:
         return pd.DataFrame()
     shown = metrics[[column for column in METRIC_COLUMNS if column in metrics.columns]].copy()
+    shown["product"] = [product_name(value, locale, labels) for value in shown["product"]]
+    if "model" in shown:
+        shown["model"] = [_known(f"labels.model.{value}", locale) or value for value in shown["model"]]
+    if "sample" in shown:
+        shown["sample"] = [_known(f"propensity.sample.{value}", locale) or value for value in shown["sample"]]
     for column in ("rate", "auc", "gini", "ks", "capture_10", "capture_20", "capture_30", "brier"):
         if column in shown:
             shown[column] = shown[column].round(4)
     return shown.rename(columns=lambda name: tr(f"propensity.column.{name}", locale=locale))
 
 
-def products_table(products: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
+def _known(key: str, locale: str | None) -> str | None:
+    text = tr(key, locale=locale)
+    return None if text == key else text
+
+
+def products_table(products: pd.DataFrame, locale: str | None = None, labels: ProductLabels | None = None) -> pd.DataFrame:
     """Return each product's status and, for a skipped product, the reason in the report language."""
     if products is None or products.empty:
         return pd.DataFrame()
     chosen = get_locale() if locale is None else locale
     message = "message_zh" if chosen == "zh_CN" else "message_en"
     shown = pd.DataFrame({
-        tr("propensity.column.product", locale=locale): products["product"],
+        tr("propensity.column.product", locale=locale): [product_name(value, locale, labels)
+                                                         for value in products["product"]],
         tr("propensity.column.status", locale=locale): [tr(f"propensity.status.{value}", locale=locale)
                                                         for value in products["status"]],
         tr("propensity.column.reason", locale=locale): products.get(message, ""),
@@ -49,26 +107,28 @@ def products_table(products: pd.DataFrame, locale: str | None = None) -> pd.Data
     return shown
 
 
-def gains_chart(gains: pd.DataFrame, sample: str = "test", model: str = "boosted") -> go.Figure:
+def gains_chart(gains: pd.DataFrame, sample: str = "test", model: str = "boosted",
+                labels: ProductLabels | None = None) -> go.Figure:
     """Cumulative gains by decile per product, with the random-selection diagonal."""
     figure = go.Figure()
     chosen = gains[(gains["sample"] == sample) & (gains["model"] == model)] if len(gains) else gains
     for product, rows in (chosen.groupby("product") if len(chosen) else []):
         figure.add_trace(go.Scatter(x=[0.0, *rows["cumulative_share"]], y=[0.0, *rows["gain"]],
-                                    mode="lines+markers", name=str(product)))
+                                    mode="lines+markers", name=html.escape(product_name(product, None, labels))))
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=tr("propensity.chart.random"),
                                 line={"dash": "dot", "color": "#9ca3af"}))
     return charts.style_figure(figure, tr("propensity.chart.gains", sample=tr(f"propensity.sample.{sample}")),
                                tr("propensity.chart.share_contacted"), tr("propensity.chart.share_takers"))
 
 
-def calibration_chart(reliability: pd.DataFrame, sample: str = "test") -> go.Figure:
+def calibration_chart(reliability: pd.DataFrame, sample: str = "test", labels: ProductLabels | None = None) -> go.Figure:
     """Reliability curve per product: mean calibrated probability against the observed take-up rate."""
     figure = go.Figure()
     chosen = reliability[reliability["sample"] == sample] if len(reliability) else reliability
     top = 0.0
     for product, rows in (chosen.groupby("product") if len(chosen) else []):
-        figure.add_trace(go.Scatter(x=rows["predicted"], y=rows["observed"], mode="lines+markers", name=str(product)))
+        figure.add_trace(go.Scatter(x=rows["predicted"], y=rows["observed"], mode="lines+markers",
+                                    name=html.escape(product_name(product, None, labels))))
         top = max(top, float(rows["predicted"].max()), float(rows["observed"].max()))
     top = top or 1.0
     figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name=tr("propensity.chart.perfect"),
@@ -78,16 +138,23 @@ def calibration_chart(reliability: pd.DataFrame, sample: str = "test") -> go.Fig
 
 
 def importance_chart(importance: pd.DataFrame, product: str, dictionary: dict[str, dict[str, str]] | None = None,
-                     top: int = 15) -> go.Figure:
-    """Mean absolute SHAP value of the ``top`` features of one product."""
+                     top: int = 15, labels: ProductLabels | None = None) -> go.Figure:
+    """Mean absolute SHAP value of the ``top`` features of one product, features by their short names."""
     rows = importance[importance["product"] == product].head(top) if len(importance) else importance
     locale = get_locale()
-    names = [(dictionary or {}).get(name, {}).get(locale, name) for name in rows.get("feature", [])]
+    names = [html.escape(_feature_name(name, locale, dictionary)) for name in rows.get("feature", [])]
     method = rows["method"].iloc[0] if len(rows) else "-"
     return charts.bar_chart(names, list(rows.get("mean_abs_shap", [])), horizontal=True,
-                            title=tr("propensity.chart.importance", product=product,
+                            title=tr("propensity.chart.importance", product=html.escape(product_name(product, locale, labels)),
                                      method=tr(f"propensity.explainer.{method}") if len(rows) else "-"),
                             x_title=tr("propensity.chart.mean_abs_shap"))
+
+
+def _feature_name(name: str, locale: str, dictionary: Mapping[str, Mapping[str, str]] | None) -> str:
+    label = feature_label(name, locale)
+    if label == name:
+        label = (dictionary or {}).get(name, {}).get(locale) or name
+    return label
 
 
 def show_importance(outcome: dict[str, Any]) -> None:
@@ -105,20 +172,27 @@ def show_dependence(outcome: dict[str, Any], features: int = 2) -> None:
             charts.show(dependence_chart(sample, product, feature))
 
 
-def dependence_chart(shap_sample: pd.DataFrame, product: str, feature: str) -> go.Figure:
+def dependence_chart(shap_sample: pd.DataFrame, product: str, feature: str,
+                     labels: ProductLabels | None = None) -> go.Figure:
     """SHAP value against the feature value for one product and feature (numeric or categorical)."""
+    locale = get_locale()
     rows = shap_sample[(shap_sample["product"] == product) & (shap_sample["feature"] == feature)]
     numeric = rows["numeric"].notna().mean() > 0.5 if len(rows) else False
-    x = rows["numeric"] if numeric else rows["value"].fillna("NULL")
+    x = rows["numeric"] if numeric else [html.escape(value_label(feature, value, locale)) for value in rows["value"]]
     figure = go.Figure(go.Scatter(x=list(x), y=list(rows["shap"]), mode="markers", marker={"opacity": 0.5}))
-    return charts.style_figure(figure, tr("propensity.chart.dependence", product=product, feature=feature),
-                               feature, tr("propensity.chart.shap_value"))
+    name = html.escape(feature_label(feature, locale))
+    return charts.style_figure(figure, tr("propensity.chart.dependence",
+                                          product=html.escape(product_name(product, locale, labels)), feature=name),
+                               name, tr("propensity.chart.shap_value"))
 
 
-def heatmap_chart(matrix: pd.DataFrame) -> go.Figure:
-    """Segment x product heat map of the mean take-up probability."""
-    trace = go.Heatmap(z=matrix.to_numpy().tolist(), x=[str(c) for c in matrix.columns],
-                       y=[str(i) for i in matrix.index], colorscale="Blues")
+def heatmap_chart(matrix: pd.DataFrame, labels: ProductLabels | None = None,
+                  group_names: Mapping[str, str] | None = None) -> go.Figure:
+    """Segment x product heat map of the mean take-up probability, products and segments by name."""
+    names = group_names or {}
+    trace = go.Heatmap(z=matrix.to_numpy().tolist(),
+                       x=[html.escape(product_name(column, None, labels)) for column in matrix.columns],
+                       y=[html.escape(str(names.get(str(index), index))) for index in matrix.index], colorscale="Blues")
     return charts.style_figure(go.Figure(trace), tr("propensity.chart.heatmap"))
 
 
