@@ -46,7 +46,13 @@ class SegmentationPage:
         self.summary = summary
         page = find_page(registered_pages(pages_folder), STAGE_ID)
         self.title = page.title_in() if page else STAGE_ID
-        self.groups = self._read("groups.parquet")
+        params = self.summary.get("params") or {}
+        if not isinstance(params.get("tiers"), dict):
+            stage = run.engagement.stages.get("segmentation")
+            params = stage.params if stage is not None else {}
+        map_dictionary = run.artifact_path("02_map", "feature_dictionary.parquet")
+        dictionary = pd.read_parquet(map_dictionary) if map_dictionary.is_file() else None
+        self.groups = report.with_descriptions(self._read("groups.parquet"), params.get("tiers"), dictionary)
         self.profiles = self._read("profiles.parquet")
         self.transitions = self._read("transitions.parquet")
         self.kinds = [kind for kind in KINDS if not self.groups.empty and (self.groups["kind"] == kind).any()]
@@ -64,15 +70,25 @@ class SegmentationPage:
         """Display the page title, the run facts and the stage's headline cards."""
         locale = self.run.locale
         cards = [
-            (item["label"].get(locale) or item["label"].get("zh_CN", ""), render.format_value(item["value"], item["format"]))
+            (self._named(item["label"].get(locale) or item["label"].get("zh_CN", "")),
+             render.format_value(item["value"], item["format"]))
             for item in self.summary.get("headline_metrics", [])
         ]
         cards.append((tr("segmentation.report.col.as_of"), render.format_value(self.summary.get("as_of"), "text")))
         render.display_html(render.page_header(self.title, run_facts(self.run)) + render.metric_cards(cards))
 
+    def _named(self, text: str) -> str:
+        # Headline labels written by the stage name the top tier by its code ("最高层级 private 的资产占比").
+        if self.groups.empty:
+            return text
+        for code in self.groups.loc[self.groups["kind"] == "tier", "group"].astype(str):
+            name = report.group_label(self.groups, "tier", code, self.run.locale)
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(code)}(?![A-Za-z0-9_])", name, text)
+        return text
+
     def _kind_spec(self, kinds: list[str]) -> FilterSpec:
         options = [(tr(f"segmentation.report.heading_{kind}"), kind) for kind in kinds]
-        return FilterSpec("kind", tr("segmentation.report.col.group"), options, include_all=False)
+        return FilterSpec("kind", tr("labels.grouping"), options, include_all=False)
 
     def sizes(self) -> None:
         """Display the size, shares, names and actions of every group, one kind at a time."""
@@ -86,7 +102,7 @@ class SegmentationPage:
     def _draw_sizes(self, kind: str) -> None:
         minimum = self.run.min_group_size
         render.show_figure(report.sizes_chart(self.groups, kind, minimum, self.run.locale))
-        table = report.groups_table(self.groups, kind, minimum, self.run.locale)
+        table = report.groups_table(self.groups, kind, minimum, self.run.locale, codes=False)
         if table.empty:
             render.display_html(render.note(tr("dashboard.privacy.suppressed", min_size=minimum)))
             return

@@ -99,10 +99,15 @@ def risk_mix(table: Any, kind: str) -> pd.DataFrame:
 
 
 def feature_label(name: str, locale: str, dictionary: pd.DataFrame | None = None) -> str:
-    """Return a short label of a map feature: the catalog's, else the dictionary description's head."""
+    """Return a short label of a map feature: the segmentation catalog's, the map's label, or the dictionary's."""
+    from relmap_utils.features.labels import feature_label as map_feature_label
+
     key = f"segmentation.feature.{name}"
     text = tr(key, locale=locale)
     if text != key:
+        return text
+    text = map_feature_label(name, locale)
+    if text != name:
         return text
     if dictionary is not None and not dictionary.empty:
         row = dictionary[dictionary["name"] == name]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ import plotly.graph_objects as go
 from relmap_utils.artifacts import write_text
 from relmap_utils import charts
 from relmap_utils.dashboard.privacy import merge_small_groups
-from relmap_utils.i18n import get_locale, normalize_locale, tr
+from relmap_utils.i18n import format_amount, get_locale, normalize_locale, tr
+from relmap_utils.segmentation.params import amount_to_yuan
 from relmap_utils.segmentation.profiles import feature_label
+from relmap_utils.segmentation.rfm import CELLS, NO_PURCHASE
+
 
 
 def _locale(locale: str | None) -> str:
@@ -36,8 +40,107 @@ def group_label(groups: pd.DataFrame, kind: str, group: Any, locale: str) -> str
     return str(name) if isinstance(name, str) and name else str(group)
 
 
-def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, locale: str | None = None) -> pd.DataFrame:
-    """Return the groups of one kind with size, shares, description and action; small groups merged."""
+def tier_descriptions(tiers: Mapping[str, Any] | None, locale: str | None = None,
+                      dictionary: pd.DataFrame | None = None) -> dict[str, str]:
+    """Return each tier's rule as a sentence (``管理资产（AUM） ≥ 600万元``), keyed by tier code.
+
+    Parameters
+    ----------
+    tiers : mapping or None
+        ``stages.segmentation.params.tiers`` as written in engagement.yaml.
+    locale : str, optional
+    dictionary : pandas.DataFrame, optional
+        The map's feature dictionary; features with unit ``yuan`` are
+        amounts, written with the tiers' ``amount_unit``.
+    """
+    locale = _locale(locale)
+    tiers = tiers or {}
+    unit = str(tiers.get("amount_unit") or "元")
+    amounts: set[str] = set()
+    if dictionary is not None and not dictionary.empty:
+        amounts = set(dictionary.loc[dictionary["unit"].isin(["yuan", "yuan_per_month"]), "name"])
+    found = {}
+    for rule in tiers.get("rules") or []:
+        if not isinstance(rule, Mapping) or not rule.get("code"):
+            continue
+        when = rule.get("when") or {}
+        clauses = [clause for clause in ([when] if isinstance(when, Mapping) else when) if clause]
+        if rule.get("otherwise") or not clauses:
+            found[str(rule["code"])] = tr("labels.rule.otherwise", locale=locale)
+            continue
+        joiner = f" {tr('labels.rule.and', locale=locale)} "
+        texts = [joiner.join(_condition_texts(clause, locale, unit, amounts)) for clause in clauses]
+        found[str(rule["code"])] = f"；{tr('labels.rule.or', locale=locale)} ".join(texts) if locale == "zh_CN" \
+            else f"; {tr('labels.rule.or', locale=locale)} ".join(texts)
+    return found
+
+
+def _condition_texts(clause: Mapping[str, Any], locale: str, unit: str, amounts: set[str]) -> list[str]:
+    texts = []
+    for column, test in clause.items():
+        feature = feature_label(str(column), locale)
+        test = test if isinstance(test, Mapping) else {"equals": test}
+
+        def shown(value: Any) -> str:
+            if column not in amounts:
+                return f"{value:g}" if isinstance(value, float) else str(value)
+            amount = format_amount(amount_to_yuan(value, unit), locale)
+            return tr("labels.unit.yuan", locale=locale, value=re.sub(r"\.00(?=[万亿])", "", amount))
+
+        for key in ("min", "max"):
+            if test.get(key) is not None:
+                texts.append(tr(f"labels.rule.{key}", locale=locale, feature=feature, value=shown(test[key])))
+        if test.get("equals") is not None:
+            texts.append(tr("labels.rule.equals", locale=locale, feature=feature, value=shown(test["equals"])))
+        if test.get("in") is not None:
+            values = "、".join(map(str, test["in"])) if locale == "zh_CN" else ", ".join(map(str, test["in"]))
+            texts.append(tr("labels.rule.in", locale=locale, feature=feature, values=values))
+        if test.get("missing") is not None:
+            key = "labels.rule.missing" if test["missing"] else "labels.rule.present"
+            texts.append(tr(key, locale=locale, feature=feature))
+    return texts
+
+
+def rfm_descriptions(locale: str | None = None) -> dict[str, str]:
+    """Return what each RFM cell means (``近期有消费、消费频繁、消费金额高``), keyed by cell code."""
+    locale = _locale(locale)
+    separator = "、" if locale == "zh_CN" else ", "
+    found = {NO_PURCHASE: tr("labels.rfm.no_purchase", locale=locale)}
+    for (recent, frequent, spends), code in CELLS.items():
+        parts = [tr(f"labels.rfm.{letter}_{'high' if high else 'low'}", locale=locale)
+                 for letter, high in (("r", recent), ("f", frequent), ("m", spends))]
+        found[code] = separator.join(parts)
+    return found
+
+
+def with_descriptions(groups: pd.DataFrame, tiers: Mapping[str, Any] | None = None,
+                      dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return ``groups`` with empty tier and RFM-cell descriptions filled in both languages.
+
+    Tiers are described by their rule (:func:`tier_descriptions`), RFM cells
+    by their scores (:func:`rfm_descriptions`). Descriptions the stage or
+    the consultant wrote are kept.
+    """
+    if groups.empty:
+        return groups
+    groups = groups.copy()
+    for locale, column in (("zh_CN", "description_zh"), ("en", "description_en")):
+        filled = {"tier": tier_descriptions(tiers, locale, dictionary), "rfm_cell": rfm_descriptions(locale)}
+        current = groups[column] if column in groups.columns else pd.Series("", index=groups.index)
+        groups[column] = [
+            text if isinstance(text, str) and text.strip() else filled.get(kind, {}).get(str(group), text or "")
+            for kind, group, text in zip(groups["kind"], groups["group"], current)
+        ]
+    return groups
+
+
+def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, locale: str | None = None,
+                 codes: bool = True) -> pd.DataFrame:
+    """Return the groups of one kind with size, shares, description and action; small groups merged.
+
+    ``codes=False`` leaves out the group code, which only the consultant's
+    configuration uses.
+    """
     locale = _locale(locale)
     frame = groups[groups["kind"] == kind]
     if frame.empty:
@@ -56,6 +159,8 @@ def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, local
         tr("segmentation.report.col.description", locale=locale): frame[f"description_{suffix}"],
         tr("segmentation.report.col.action", locale=locale): frame[f"action_{suffix}"],
     })
+    if not codes:
+        table = table.drop(columns=tr("segmentation.report.col.group", locale=locale))
     return table.reset_index(drop=True)
 
 
