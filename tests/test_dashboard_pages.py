@@ -77,8 +77,9 @@ def test_map_header_shows_summary_cards(map_run, shown):
 def test_map_mix_merges_small_groups(map_run, shown):
     MapPage(open_run(map_run)).customer_mix()
     figure = shown["figures"][0]
-    assert list(figure.data[0].x) == ["mid_family", "young_single", "其他"]
-    assert list(figure.data[0].y) == [18, 11, 11]
+    # Life stages by name, in life order; the merged group stays last.
+    assert list(figure.data[0].x) == ["青年单身", "中年成家", "其他"]
+    assert list(figure.data[0].y) == [11, 18, 11]
     notes = "".join(shown["html"])
     assert "合并为“其他”" in notes
 

@@ -20,10 +20,11 @@ from relmap_utils.dashboard import render
 from relmap_utils.dashboard.customers import Dimension
 from relmap_utils.dashboard.overview import run_facts
 from relmap_utils.dashboard.pages import REPORTS_DIR
-from relmap_utils.dashboard.privacy import merge_small_groups, visible_values
+from relmap_utils.dashboard.privacy import OTHER_GROUP, merge_small_groups, visible_values
 from relmap_utils.dashboard.run import DashboardRun
 from relmap_utils.dashboard.stage_page import StagePage
 from relmap_utils.dashboard.widgets import Filters, FilterSpec, filtered_section
+from relmap_utils.features.labels import feature_label, value_label, value_sort_key
 from relmap_utils.i18n import tr
 
 STAGE_ID = "02_map"
@@ -155,8 +156,11 @@ class MapPage(StagePage):
             if grouped.suppressed:
                 render.display_html(render.paragraph(title) + render.note(grouped.note()))
                 continue
+            grouped.frame = self._in_natural_order(grouped.frame, column)
+            labels = [label if key == OTHER_GROUP else value_label(column, key, self.run.locale)
+                      for key, label in zip(grouped.frame["group"], grouped.labels())]
             figure = charts.bar_chart(
-                render.safe_labels(grouped.labels()),
+                render.safe_labels(labels),
                 grouped.frame["customers"].astype(int).tolist(),
                 title=title,
                 y_title=tr("dashboard.overview.customers"),
@@ -172,7 +176,23 @@ class MapPage(StagePage):
             render.show_figure(figure)
             render.display_html(render.note(grouped.note()))
 
+    @staticmethod
+    def _in_natural_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        # Age bands read youngest first and life stages in life order; the merged group stays last.
+        keys = [(key == OTHER_GROUP, value_sort_key(column, key)) for key in frame["group"]]
+        order = sorted(range(len(frame)), key=lambda position: keys[position])
+        return frame.iloc[order].reset_index(drop=True)
+
+    @staticmethod
+    def _unit_name(unit: str) -> str:
+        key = f"labels.unit_name.{unit}"
+        text = tr(key)
+        return unit if text == key else text
+
     def _column_label(self, column: str) -> str:
+        label = feature_label(column, self.run.locale)
+        if label != column:
+            return label
         row = self.dictionary[self.dictionary["name"] == column] if not self.dictionary.empty else pd.DataFrame()
         if row.empty:
             return column
@@ -199,14 +219,17 @@ class MapPage(StagePage):
         english = self.run.locale == "en"
         frame = self.dictionary[self.dictionary["family"] == family]
         frame = frame.assign(
+            label=[feature_label(name, self.run.locale) for name in frame["name"]],
+            unit_text=[self._unit_name(unit) for unit in frame["unit"]],
             description=frame["description_en" if english else "description_zh"],
             status_text=[tr(f"dashboard.map.status.{value}") for value in frame["status"]],
             reason=frame["reason_en" if english else "reason_zh"].fillna(""),
         )
         headers = {
-            "name": tr("dashboard.map.col.feature"),
+            "label": tr("dashboard.map.col.feature"),
+            "name": tr("labels.column_name"),
             "description": tr("dashboard.map.col.description"),
-            "unit": tr("dashboard.map.col.unit"),
+            "unit_text": tr("dashboard.map.col.unit"),
             "status_text": tr("dashboard.col.status"),
             "reason": tr("dashboard.map.col.reason"),
         }
