@@ -111,7 +111,8 @@ class RiskPage(StagePage):
         if not kept or self.bins.empty:
             self._none()
             return
-        spec = FilterSpec("indicator", tr("risk.header.variable"), [(name, name) for name in kept], include_all=False)
+        options = [(report.indicator_name(name, self.locale), name) for name in kept]
+        spec = FilterSpec("indicator", tr("risk.header.variable"), options, include_all=False)
         filtered_section([spec], lambda filters: render.show_figure(
             report.woe_chart(self.bins, filters.get("indicator") or kept[0], self.locale)))
 
@@ -160,10 +161,18 @@ class RiskPage(StagePage):
         if show_warning_list:
             render.display_html(render.html_table(table, {name: name for name in table.columns}))
 
+    def _variables(self) -> list[str]:
+        # Notices name screened and unscreened map features alike: the map's dictionary lists them all.
+        names = list(self.indicators["variable"]) if "variable" in self.indicators else []
+        path = self.run.artifact_path("02_map", "feature_dictionary.parquet")
+        if path.is_file():
+            names += pd.read_parquet(path, columns=["name"])["name"].tolist()
+        return names + list(self.summary.get("sensitive_excluded") or [])
+
     def notices(self) -> None:
         """Display the stage's notices."""
         render.display_html(render.heading(tr("risk.page.notices_heading")))
-        table: Any = report.notices_table(self.summary, self.locale)
+        table: Any = report.notices_table(self.summary, self.locale, self._variables())
         if table.empty:
             self._none()
             return

@@ -9,7 +9,8 @@ group size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 
 from relmap_utils import charts
 from relmap_utils.dashboard.privacy import OTHER_GROUP, escape, merge_small_groups
+from relmap_utils.features.labels import feature_label, value_label
 from relmap_utils.i18n import get_locale, normalize_locale, tr
 
 BANDS = ("low", "medium", "high", "very_high")
@@ -28,7 +30,34 @@ def _locale(locale: str | None) -> str:
 
 
 def _header(name: str, locale: str) -> str:
+    if name == "column":
+        return tr("labels.column_name", locale=locale)
     return tr(f"risk.header.{name}", locale=locale)
+
+
+def indicator_name(variable: str, locale: str | None = None) -> str:
+    """Return the display name of an indicator (a map feature): its short label, else its column name."""
+    return feature_label(str(variable), _locale(locale))
+
+
+def bin_label(variable: str, label: str, kind: str, locale: str | None = None) -> str:
+    """Return a bin as a client reads it: category codes by name (``{young_single}`` as ``青年单身``), missing in words."""
+    locale = _locale(locale)
+    if kind == "missing":
+        return tr("risk.bin.missing", locale=locale)
+    text = str(label)
+    if kind == "categories" and text.startswith("{") and text.endswith("}"):
+        separator = "、" if locale == "zh_CN" else ", "
+        return separator.join(value_label(variable, value, locale) for value in text[1:-1].split(","))
+    return text
+
+
+def _translated(prefix: str, value: Any, locale: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    key = f"{prefix}.{value}"
+    text = tr(key, locale=locale)
+    return value if text == key else text
 
 
 def _rename(frame: pd.DataFrame, columns: list[str], locale: str) -> pd.DataFrame:
@@ -74,21 +103,38 @@ def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.D
     if indicators.empty:
         return pd.DataFrame()
     frame = indicators.copy()
-    frame["reason_text"] = frame["reason_zh" if locale == "zh_CN" else "reason_en"]
+    variables = frame["variable"].astype(str).tolist()
+    frame["reason_text"] = [named_in_text(text, variables, locale) if isinstance(text, str) else text
+                            for text in frame["reason_zh" if locale == "zh_CN" else "reason_en"]]
     frame["band_text"] = [tr(f"risk.band.iv.{value}", locale=locale) if isinstance(value, str) else "-"
                           for value in frame["iv_band"]]
     frame["status_text"] = [tr(f"risk.status.{value}", locale=locale) for value in frame["status"]]
-    columns = ["variable", "iv", "band_text", "ks", "auc", "n_bins", "trend", "vif", "uni_basis", "uni_odds_ratio",
+    frame = _named_variables(frame, locale)
+    if "trend" in frame:
+        frame["trend"] = [_translated("labels.trend", value, locale) for value in frame["trend"]]
+    if "uni_basis" in frame:
+        frame["uni_basis"] = [_translated("labels.basis", value, locale) for value in frame["uni_basis"]]
+    columns = ["variable", "column", "iv", "band_text", "ks", "auc", "n_bins", "trend", "vif", "uni_basis", "uni_odds_ratio",
                "multi_odds_ratio", "multi_p_value", "status_text", "reason_text"]
     return _rename(frame.round(4), columns, locale)
 
 
+def _named_variables(frame: pd.DataFrame, locale: str) -> pd.DataFrame:
+    # The indicator's name for the reader, and its column name for whoever maps it back to the data.
+    return frame.assign(column=frame["variable"], variable=[indicator_name(name, locale) for name in frame["variable"]])
+
+
 def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
-    """Return the scorecard: points per bin of each kept indicator."""
-    columns = ["variable", "bin", "count", "bad_rate", "woe", "coef", "points"]
+    """Return the scorecard: points per bin of each kept indicator, indicators and categories by name."""
+    locale = _locale(locale)
+    columns = ["variable", "column", "bin", "count", "bad_rate", "woe", "coef", "points"]
     if scorecard.empty:
         return pd.DataFrame()
-    return _rename(scorecard.round(4), columns, _locale(locale))
+    frame = scorecard.round(4)
+    if "kind" in frame:
+        frame["bin"] = [bin_label(variable, label, kind, locale)
+                        for variable, label, kind in zip(frame["variable"], frame["bin"], frame["kind"])]
+    return _rename(_named_variables(frame, locale), columns, locale)
 
 
 def warning_table(warnings: pd.DataFrame, as_of: Any | None = None, limit: int = 50,
@@ -113,7 +159,8 @@ def iv_chart(indicators: pd.DataFrame, top: int = 20, locale: str | None = None)
     if indicators.empty:
         return charts.bar_chart([], [], title=tr("risk.chart.iv", locale=locale))
     frame = indicators.dropna(subset=["iv"]).sort_values("iv", ascending=False).head(top)
-    figure = charts.bar_chart(frame["variable"].tolist(), frame["iv"].round(4).tolist(), horizontal=True,
+    names = [escape(indicator_name(name, locale)) for name in frame["variable"]]
+    figure = charts.bar_chart(names, frame["iv"].round(4).tolist(), horizontal=True,
                               title=tr("risk.chart.iv", locale=locale), x_title="IV")
     colours = ["#c0392b" if status == "kept" else "#95a5a6" for status in frame["status"]]
     figure.update_traces(marker_color=colours)
@@ -125,10 +172,10 @@ def woe_chart(bins: pd.DataFrame, variable: str, locale: str | None = None) -> g
     """Return the WoE of each bin of ``variable`` with its bad rate on hover."""
     locale = _locale(locale)
     rows = bins[(bins["variable"] == variable) & ~bins["empty"]]
-    labels = [tr("risk.bin.missing", locale=locale) if kind == "missing" else label
-              for label, kind in zip(rows["bin"], rows["kind"])]
+    labels = [escape(bin_label(variable, label, kind, locale)) for label, kind in zip(rows["bin"], rows["kind"])]
     figure = charts.bar_chart(labels, rows["woe"].round(4).tolist(),
-                              title=tr("risk.chart.woe", locale=locale, variable=variable), y_title="WoE")
+                              title=tr("risk.chart.woe", locale=locale, variable=escape(indicator_name(variable, locale))),
+                              y_title="WoE")
     figure.update_traces(customdata=(rows["bad_rate"] * 100).round(2).tolist(),
                          hovertemplate="%{x}: WoE %{y}<br>" + tr("risk.header.bad_rate", locale=locale)
                          + " %{customdata}%<extra></extra>")
@@ -148,8 +195,9 @@ def correlation_chart(correlation: pd.DataFrame, locale: str | None = None) -> g
     """Return the Spearman correlation heat map of the candidates' WoE (from the long table)."""
     locale = _locale(locale)
     matrix = correlation.pivot(index="variable", columns="other", values="spearman") if len(correlation) else pd.DataFrame()
-    labels = list(matrix.index)
-    matrix = matrix.reindex(index=labels, columns=labels)
+    variables = list(matrix.index)
+    matrix = matrix.reindex(index=variables, columns=variables)
+    labels = [escape(indicator_name(name, locale)) for name in variables]
     figure = charts.heatmap(matrix.round(3).to_numpy().tolist(), labels, title=tr("risk.chart.correlation", locale=locale))
     charts.style_figure(figure, height=max(420, 20 * len(labels) + 160))
     return figure
@@ -202,8 +250,21 @@ def lead_time_chart(lead_times: pd.DataFrame, locale: str | None = None, min_gro
     return figure
 
 
-def notices_table(summary: Mapping[str, Any], locale: str | None = None) -> pd.DataFrame:
-    """Return the stage's notices in ``locale``."""
+def notices_table(summary: Mapping[str, Any], locale: str | None = None,
+                  variables: Iterable[str] = ()) -> pd.DataFrame:
+    """Return the stage's notices in ``locale``; the column names in ``variables`` are replaced by their labels."""
     locale = _locale(locale)
     key = "message_zh" if locale == "zh_CN" else "message_en"
-    return pd.DataFrame({_header("notice", locale): [item[key] for item in summary.get("notices", [])]})
+    messages = [named_in_text(item[key], variables, locale) for item in summary.get("notices", [])]
+    return pd.DataFrame({_header("notice", locale): messages})
+
+
+def named_in_text(text: str, variables: Iterable[str], locale: str | None = None) -> str:
+    """Return ``text`` with each whole-word column name of ``variables`` replaced by its display name."""
+    locale = _locale(locale)
+    names = sorted({str(name) for name in variables}, key=len, reverse=True)
+    names = [name for name in names if indicator_name(name, locale) != name]
+    if not names or not text:
+        return text
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
+    return pattern.sub(lambda match: indicator_name(match.group(1), locale), text)
