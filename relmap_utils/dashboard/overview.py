@@ -25,6 +25,7 @@ from relmap_utils.i18n import tr
 
 PROFILING_STAGE = "01_profiling"
 MAP_STAGE = "02_map"
+PROPENSITY_STAGE = "04_propensity"
 METRIC_FORMATS = ("number", "amount", "percent", "score", "text")
 
 
@@ -54,12 +55,14 @@ def stage_title(entry: dict[str, Any], pages: list[Page]) -> str:
     return str(entry.get("key") or entry.get("id")) if text == key else text
 
 
-def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str) -> list[tuple[str, str]]:
+def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str,
+                     run: DashboardRun | None = None) -> list[tuple[str, str]]:
     """Return ``(label, formatted value)`` cards of a stage summary.
 
     A summary's ``headline_metrics`` entries need ``label`` (text per locale)
     and ``value``, and may give ``format`` (number, amount, percent, score,
-    text). Entries that break this shape are skipped.
+    text). Entries that break this shape are skipped. Stage 04 writes none:
+    its cards come from :func:`propensity_cards`.
     """
     cards: list[tuple[str, str]] = []
     for item in summary.get("headline_metrics") or []:
@@ -78,6 +81,8 @@ def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str) -> lis
             (tr("dashboard.map.features"), render.format_value(features.get("included"))),
             (tr("dashboard.map.as_of"), render.format_value(str(dates[-1]), "text")),
         ]
+    if stage_id == PROPENSITY_STAGE:
+        return propensity_cards(summary, locale, run)
     if stage_id != PROFILING_STAGE:
         return cards
 
@@ -90,6 +95,32 @@ def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str) -> lis
         (tr("dashboard.profiling.rows"), render.format_value(sum(int(v) for v in rows.values()) if rows else None)),
         (tr("dashboard.profiling.serious_findings"), render.format_value(problems)),
     ]
+
+
+def propensity_cards(summary: dict[str, Any], locale: str, run: DashboardRun | None = None) -> list[tuple[str, str]]:
+    """Return the cards of stage 04: products modelled, each product's test AUC and campaign list size.
+
+    The list size is the number of rows of ``campaign/<product>.csv``; it
+    is left out when ``run`` is not given or the stage wrote no list.
+    """
+    from relmap_utils.propensity.report import product_labels, product_name
+
+    labels = product_labels(run.engagement) if run is not None else {}
+    cards = [(tr("dashboard.propensity.modelled"), render.format_value(summary.get("products_modelled"), "number", locale))]
+    for product, entry in (summary.get("products") or {}).items():
+        if not isinstance(entry, dict) or entry.get("status") != "modelled":
+            continue
+        name = product_name(product, locale, labels)
+        auc = entry.get("auc_test")
+        cards.append((tr("labels.card.auc_test", locale=locale, product=name),
+                      f"{auc:.3f}" if isinstance(auc, (int, float)) and auc == auc else "-"))
+        path = run.artifact_path(PROPENSITY_STAGE, f"campaign/{product}.csv") if run is not None else None
+        if path is not None and path.is_file():
+            with path.open(encoding="utf-8-sig") as handle:
+                rows = max(sum(1 for _ in handle) - 1, 0)
+            cards.append((tr("labels.card.campaign", locale=locale, product=name),
+                          render.format_value(rows, "number", locale)))
+    return cards
 
 
 def headline_findings(summary: dict[str, Any], locale: str) -> pd.DataFrame:
@@ -161,7 +192,7 @@ class OverviewPage:
                 continue
             shown += 1
             parts.append(f"<div class=\"relmap-page\"><h3>{render.escape(stage_title(entry, self.pages))}</h3></div>")
-            cards = headline_metrics(str(entry.get("id")), summary, locale)
+            cards = headline_metrics(str(entry.get("id")), summary, locale, self.run)
             if cards:
                 parts.append(render.metric_cards(cards))
             findings = headline_findings(summary, locale)
