@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from relmap_utils.features.profile import AGE_BANDS, LIFE_STAGES
@@ -129,11 +130,19 @@ def value_label(feature: str, value: Any, locale: str | None = None) -> str:
     locale = locale or get_locale()
     if is_missing(value):
         return tr("labels.value.missing", locale=locale)
-    if isinstance(value, bool) or (is_flag(feature) and str(value).lower() in ("true", "false", "1", "0")):
-        truth = str(value).lower() in ("true", "1")
+    if isinstance(value, (bool, np.bool_)) or (is_flag(feature) and _flag_text(value) is not None):
+        truth = bool(value) if isinstance(value, (bool, np.bool_)) else _flag_text(value)
         return tr(f"labels.value.flag.{'true' if truth else 'false'}", locale=locale)
     text = str(value)
     return _known(f"labels.value.{feature}.{text.strip().lower()}", locale) or text
+
+
+def _flag_text(value: Any) -> bool | None:
+    # Flags arrive as booleans, 0/1 (int or float, after a join) or the texts true/false.
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    return {"true": True, "false": False}.get(text)
 
 
 def value_sort_key(feature: str, value: Any) -> tuple[int, str]:
