@@ -28,7 +28,7 @@ METRIC_COLUMNS = ("product", "model", "sample", "rows", "takers", "rate", "auc",
                   "capture_20", "capture_30", "brier")
 
 
-def product_labels(engagement: Any, label_type: str = "takeup") -> dict[str, dict[str, str]]:
+def product_labels(engagement: Any) -> dict[str, dict[str, str]]:
     """Return each product's display names from an engagement configuration.
 
     ``stages.propensity.params.product_labels`` comes first. A product without
@@ -39,8 +39,6 @@ def product_labels(engagement: Any, label_type: str = "takeup") -> dict[str, dic
     Parameters
     ----------
     engagement : relmap_utils.config.Engagement
-    label_type : str, default="takeup"
-        Unused; kept so callers can pass the stage's label type.
 
     Returns
     -------
@@ -51,7 +49,7 @@ def product_labels(engagement: Any, label_type: str = "takeup") -> dict[str, dic
     for source in getattr(engagement, "sources", None) or []:
         if source.table != "labels":
             continue
-        for raw, column in source.column_maps().items():
+        for column in source.column_maps().values():
             if column.name == "product" and column.values:
                 for original, code in column.values.items():
                     labels.setdefault(str(code), {"zh_CN": str(original), "en": str(code).replace("_", " ")})

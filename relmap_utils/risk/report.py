@@ -120,7 +120,7 @@ def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.D
 
 
 def _named_variables(frame: pd.DataFrame, locale: str) -> pd.DataFrame:
-    # The indicator's name for the reader, and its column name for whoever maps it back to the data.
+    # The display name for the reader, and the column name for mapping the indicator back to the data.
     return frame.assign(column=frame["variable"], variable=[indicator_name(name, locale) for name in frame["variable"]])
 
 

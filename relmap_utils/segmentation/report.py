@@ -42,7 +42,7 @@ def group_label(groups: pd.DataFrame, kind: str, group: Any, locale: str) -> str
 
 def tier_descriptions(tiers: Mapping[str, Any] | None, locale: str | None = None,
                       dictionary: pd.DataFrame | None = None) -> dict[str, str]:
-    """Return each tier's rule as a sentence (``管理资产（AUM） ≥ 600万元``), keyed by tier code.
+    """Return each tier's rule as a sentence (``资产 ≥ 600万元``), keyed by tier code.
 
     Parameters
     ----------
