@@ -33,7 +33,7 @@ from relmap_utils.plural import counted
 
 NAME_PLACEHOLDER = "__ENGAGEMENT_NAME__"
 _ENGAGEMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_STATUS_ORDER = ("succeeded", "reused", "failed", "skipped", "running", "pending")
+_STATUS_ORDER = ("succeeded", "reused", "nothing_to_do", "failed", "skipped", "running", "pending")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,12 +81,15 @@ def _status_text(status: str) -> str:
     return status if text == key else text
 
 
-def _counts_text(counts: dict[str, int]) -> str:
+def _counts_text(counts: dict[str, int], nothing_to_do: Sequence[str] = ()) -> str:
     def position(status: str) -> tuple[int, str]:
         return (_STATUS_ORDER.index(status) if status in _STATUS_ORDER else len(_STATUS_ORDER), status)
 
     ordered = sorted(counts, key=position)
-    return ", ".join(f"{_status_text(status)} {counts[status]}" for status in ordered) or "-"
+    text = ", ".join(f"{_status_text(status)} {counts[status]}" for status in ordered) or "-"
+    if nothing_to_do:
+        text += tr("cli.runs.nothing_to_do", stages=", ".join(nothing_to_do))
+    return text
 
 
 def collect_overrides(pairs: Sequence[str] | None, params_file: Path | None) -> dict[str, dict[str, Any]]:
@@ -108,6 +111,8 @@ def _print_progress(event: Any) -> None:
     else:
         status = _status_text(event.status)
         typer.echo(tr("cli.progress.end", stage=prefix, status=status, seconds=f"{event.elapsed:.1f}"))
+        if getattr(event, "reason", None):
+            typer.echo(tr("cli.progress.reason", reason=event.reason))
 
 
 def _run_and_report(
@@ -208,7 +213,7 @@ def build_app() -> typer.Typer:
                 _status_text(summary.status),
                 summary.started_at or "-",
                 format_duration(summary.duration_seconds),
-                _counts_text(summary.counts),
+                _counts_text(summary.counts, summary.nothing_to_do),
             ]
             for summary in summaries
         ]

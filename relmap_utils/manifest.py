@@ -26,6 +26,17 @@ from relmap_utils.paths import PACKAGE_DIR, REPO_ROOT
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+# A stage that ran without error but found nothing to process: for example
+# stage 04 propensity in an engagement without take-up labels. Its
+# manifest entry has a ``skip_reason``; downstream stages still run.
+NOTHING_TO_DO = "nothing_to_do"
+# What a stage writes as ``status`` in its summary.json to report that it
+# had nothing to do, together with ``reason`` (a catalog key) and the
+# message in ``message_zh`` and ``message_en``.
+SUMMARY_SKIPPED = "skipped"
+# Stage statuses of a complete stage, whose artifacts later stages and runs may use.
+COMPLETED_STATUSES = ("succeeded", "reused", NOTHING_TO_DO)
 DISTRIBUTION = "relmap"
 _CHUNK = 1 << 20
 
@@ -209,6 +220,39 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise RunError("runner.manifest_missing", run=str(run_dir)) from None
     except (ValueError, UnicodeDecodeError):
         raise RunError("runner.manifest_unreadable", file=str(path)) from None
+
+
+def stage_skip_reason(run_dir: Path, stage_id: str) -> dict[str, Any] | None:
+    """Return why a stage had nothing to do, from its ``artifacts/<stage>/summary.json``.
+
+    Returns
+    -------
+    dict or None
+        ``key`` (catalog key), ``message_zh`` and ``message_en`` when the
+        summary has ``"status": "skipped"``; None when it does not, or when
+        the stage wrote no readable summary.
+    """
+    path = run_dir / "artifacts" / stage_id / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != SUMMARY_SKIPPED:
+        return None
+    reason = {
+        "key": summary.get("reason"),
+        "message_zh": summary.get("message_zh"),
+        "message_en": summary.get("message_en"),
+    }
+    return {name: None if value is None else str(value) for name, value in reason.items()}
+
+
+def skip_reason_text(reason: dict[str, Any] | None, locale: str) -> str:
+    """Return a ``skip_reason`` of a manifest entry in ``locale`` ("zh_CN" or "en"), or "" without one."""
+    if not reason:
+        return ""
+    preferred = ("message_en", "message_zh") if locale == "en" else ("message_zh", "message_en")
+    return next((str(reason[name]) for name in preferred if reason.get(name)), str(reason.get("key") or ""))
 
 
 def stage_counts(stages: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -33,7 +33,9 @@ from relmap_utils.config import CONFIG_FILE, Engagement, engagement_file, load_e
 from relmap_utils.errors import ConfigError, RelmapError, RunError
 from relmap_utils.i18n import get_locale, set_locale, tr
 from relmap_utils.manifest import (
+    COMPLETED_STATUSES,
     MANIFEST_FILE,
+    NOTHING_TO_DO,
     SCHEMA_VERSION,
     code_record,
     describe_files,
@@ -42,7 +44,9 @@ from relmap_utils.manifest import (
     pseudonym_key_record,
     read_manifest,
     sha256_file,
+    skip_reason_text,
     stage_counts,
+    stage_skip_reason,
     write_manifest,
 )
 from relmap_utils.notebook_exec import (
@@ -63,8 +67,8 @@ RUN_LOG = "run.log"
 RUN_DIR_PARAMETER = "run_dir"
 _RUN_ID = re.compile(r"^(?P<base>\d{8}-\d{6})(?:-(?P<suffix>\d{2,}))?$")
 _MAX_SUFFIX = 99
-# Stage statuses whose artifacts a later run may reuse.
-USABLE = ("succeeded", "reused")
+# Stage statuses whose artifacts a downstream stage may read and a later run may reuse.
+USABLE = COMPLETED_STATUSES
 
 
 # --------------------------------------------------------------------------- results
@@ -75,6 +79,8 @@ class StageEvent:
     """Progress of one stage, passed to the ``progress`` callback of :func:`run_engagement`.
 
     ``kind`` is ``"start"`` or ``"end"``; ``status`` and ``elapsed`` are set at the end.
+    ``reason`` is set when the stage had nothing to do (status ``nothing_to_do``):
+    the stage's explanation in the run's language.
     """
 
     kind: str
@@ -83,6 +89,7 @@ class StageEvent:
     stage: Stage
     status: str | None = None
     elapsed: float | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -133,6 +140,8 @@ class RunSummary:
     started_at: str | None
     duration_seconds: float | None
     counts: dict[str, int] = field(default_factory=dict)
+    nothing_to_do: list[str] = field(default_factory=list)
+    """Ids of the stages that had nothing to do (also when reused from such a run)."""
 
 
 # --------------------------------------------------------------------------- lock and folders
@@ -312,7 +321,7 @@ def _stage_parameters(engagement: Engagement, stage: Stage, overrides: Mapping[s
 
 
 def find_reusable_run(engagement_dir: Path, keys: Sequence[str]) -> tuple[Path, dict[str, Any]] | None:
-    """Return the latest succeeded run whose stages ``keys`` all succeeded or were reused."""
+    """Return the latest succeeded run whose stages ``keys`` all completed (see ``USABLE``)."""
     for run_dir in reversed(run_dirs(engagement_dir)):
         try:
             manifest = read_manifest(run_dir)
@@ -354,7 +363,7 @@ def _reuse_stage(stage: Stage, source_run: Path, source_manifest: dict[str, Any]
         target = run_dir / record["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source_run / record["path"], target)
-    return {
+    reused = {
         "key": stage.key,
         "id": stage.id,
         "notebook": entry.get("notebook"),
@@ -371,6 +380,10 @@ def _reuse_stage(stage: Stage, source_run: Path, source_manifest: dict[str, Any]
         "reports": entry.get("reports", []),
         "error": None,
     }
+    if entry.get("skip_reason"):
+        # The stage had nothing to do in the run it comes from; keep saying why.
+        reused["skip_reason"] = entry["skip_reason"]
+    return reused
 
 
 def _comparable_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -670,7 +683,10 @@ def _run_all(
             entry["error"] = {"kind": "error", "ename": type(exc).__name__, "evalue": exc.render("en"), "key": exc.key}
         elapsed = time.monotonic() - clock
 
-        entry["status"] = "failed" if error else "succeeded"
+        skip_reason = None if error else stage_skip_reason(run_dir, stage.id)
+        entry["status"] = "failed" if error else NOTHING_TO_DO if skip_reason else "succeeded"
+        if skip_reason:
+            entry["skip_reason"] = skip_reason
         entry["ended_at"] = _now(timezone).isoformat(timespec="seconds")
         entry["duration_seconds"] = round(elapsed, 3)
         entry["executed_notebook"] = _file_record(output, run_dir)
@@ -681,14 +697,18 @@ def _run_all(
             if reports_before.get(name) != stamp
         ]
         write_manifest(run_dir, manifest)
-        if error is None:
+        reason_text = skip_reason_text(skip_reason, get_locale()) if skip_reason else None
+        if skip_reason:
+            log.write(logging.INFO, "runner.log.stage_nothing_to_do", stage=stage.id, seconds=f"{elapsed:.1f}",
+                      reason=reason_text)
+        elif error is None:
             log.write(logging.INFO, "runner.log.stage_end", stage=stage.id, seconds=f"{elapsed:.1f}")
         else:
             failure = failure or error
             log.write(
                 logging.ERROR, "runner.log.stage_failed", stage=stage.id, seconds=f"{elapsed:.1f}", error=str(error)
             )
-        _notify(progress, StageEvent("end", index, total, stage, entry["status"], elapsed))
+        _notify(progress, StageEvent("end", index, total, stage, entry["status"], elapsed, reason_text))
     return failure
 
 
@@ -737,6 +757,11 @@ def list_runs(path: str | Path) -> list[RunSummary]:
                 manifest.get("started_at"),
                 manifest.get("duration_seconds"),
                 stage_counts(manifest.get("stages", [])),
+                [
+                    str(entry.get("id") or entry.get("key"))
+                    for entry in manifest.get("stages", [])
+                    if isinstance(entry, dict) and (entry.get("status") == NOTHING_TO_DO or entry.get("skip_reason"))
+                ],
             )
         )
     return summaries

@@ -22,6 +22,7 @@ from relmap_utils.dashboard.pages import REPORTS_DIR, Page, registered_pages
 from relmap_utils.dashboard.run import SHOWN_STATUSES, DashboardRun, open_run
 from relmap_utils.dashboard.widgets import Filters, filtered_section
 from relmap_utils.i18n import tr
+from relmap_utils.manifest import skip_reason_text
 
 PROFILING_STAGE = "01_profiling"
 MAP_STAGE = "02_map"
@@ -53,6 +54,15 @@ def stage_title(entry: dict[str, Any], pages: list[Page]) -> str:
     key = f"dashboard.stage_name.{entry.get('key')}"
     text = tr(key)
     return str(entry.get("key") or entry.get("id")) if text == key else text
+
+
+def stage_note(entry: dict[str, Any], locale: str) -> str:
+    """Return why a stage of the manifest had nothing to do or was skipped, in ``locale``; "" otherwise."""
+    if entry.get("skip_reason"):
+        return skip_reason_text(entry["skip_reason"], locale)
+    if entry.get("status") == "skipped" and entry.get("skipped_because"):
+        return tr("dashboard.overview.skipped_because", upstream=", ".join(map(str, entry["skipped_because"])))
+    return ""
 
 
 def headline_metrics(stage_id: str, summary: dict[str, Any], locale: str,
@@ -151,12 +161,13 @@ class OverviewPage:
         render.display_html(render.page_header(tr("dashboard.overview.title"), run_facts(self.run)))
 
     def stages(self) -> None:
-        """Display the stages of the run with their status and duration."""
+        """Display the stages of the run with their status, duration and, for a stage that did not run through, why."""
         rows = [
             {
                 "stage": stage_title(entry, self.pages),
                 "status": self._status_text(str(entry.get("status"))),
                 "seconds": entry.get("duration_seconds"),
+                "note": stage_note(entry, self.run.locale),
             }
             for entry in self.run.stage_entries()
         ]
@@ -164,6 +175,7 @@ class OverviewPage:
             "stage": tr("dashboard.col.stage"),
             "status": tr("dashboard.col.status"),
             "seconds": tr("dashboard.col.seconds"),
+            "note": tr("dashboard.col.note"),
         }
         markup = render.heading(tr("dashboard.overview.stages")) + render.html_table(
             pd.DataFrame(rows, columns=list(headers)),
