@@ -107,3 +107,33 @@ def test_recoded_words_pass(tmp_path):
     assert validate_sources(load_engagement(folder), folder) == []
     frame = _read_labels(folder)
     assert frame["value"].tolist() == [1, 0]
+
+
+@pytest.mark.slow
+def test_bad_label_on_spark(tmp_path):
+    from test_map_spark_engine import require_spark
+
+    require_spark()
+    import ibis
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+    from relmap_utils import spark
+    from relmap_utils.config import Source
+    from relmap_utils.ingest.labels import check_label_values
+
+    started_here = SparkSession.getActiveSession() is None
+    session = spark.spark_session({"spark.sql.shuffle.partitions": "1"}, master="local[1]")
+    try:
+        frame = pd.DataFrame({"customer_id": ["1", "2", "3", "4"], "result": ["1", "maybe", "0", "maybe"]})
+        session.createDataFrame(frame).createOrReplaceTempView("label_check_rows")
+        table = ibis.pyspark.connect(session).table("label_check_rows")
+        source = Source(name="dw_labels", sql="SELECT * FROM dw.labels", table="labels")
+        with pytest.raises(SourceError) as caught:
+            check_label_values(source, table, "result")
+        en = caught.value.render("en")
+        assert "has 2 values other than 0, 1: 'maybe' ×2" in en
+        assert "first rows: -" in en
+    finally:
+        if started_here:
+            session.stop()

@@ -67,24 +67,29 @@ def check_label_values(source: Source, clean: ir.Table, header: str) -> None:
     if flagged is None:
         return
     bad = clean.filter(flagged)
-    count = int(bad.count().to_pyarrow().as_py())
+    count = int(bad.count().execute())
     if count == 0:
         return
 
+    # execute() rather than to_pyarrow(), because the same check runs on DuckDB and on Spark.
     text = value.cast(dt.string).name("bad_value") if not value.type().is_string() else value.name("bad_value")
-    rows = bad.select(text, bad[ROW])
     per_value = (
-        rows.group_by("bad_value")
-        .agg(rows=rows.count())
+        bad.select(text)
+        .group_by("bad_value")
+        .agg(rows=ibis._.count())
         .order_by([ibis.desc("rows"), "bad_value"])
         .limit(SHOWN_VALUES)
-        .to_pyarrow()
-        .to_pylist()
+        .execute()
+        .to_dict("records")
     )
-    first = rows.filter(rows[ROW].notnull()).order_by(ROW).limit(SHOWN_ROWS).to_pyarrow().to_pylist()
     values = ", ".join(f"{_shorten(item['bad_value'])} ×{item['rows']}" for item in per_value)
     if len(per_value) == SHOWN_VALUES:
         values += ", ..."
+    # Warehouse tables have no row numbers.
+    first: list[str] = []
+    if ROW in bad.columns:
+        numbers = bad.filter(bad[ROW].notnull()).order_by(ROW).limit(SHOWN_ROWS).select(ROW).execute()[ROW]
+        first = [str(int(number)) for number in numbers]
     raise SourceError(
         "ingest.label_values_invalid",
         source=source.name,
@@ -92,7 +97,7 @@ def check_label_values(source: Source, clean: ir.Table, header: str) -> None:
         column=header,
         count=count,
         values=values,
-        rows=", ".join(str(item[ROW]) for item in first) or "-",
+        rows=", ".join(first) or "-",
         allowed=", ".join(str(item) for item in ALLOWED_LABELS),
     )
 

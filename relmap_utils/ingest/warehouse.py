@@ -47,6 +47,7 @@ from relmap_utils import schema
 from relmap_utils.config import Engagement, Source
 from relmap_utils.errors import SourceError
 from relmap_utils.ingest import parsing, privacy
+from relmap_utils.ingest.labels import LABEL_COLUMN, check_label_values
 from relmap_utils.ingest.source import (
     MAX_UNPARSED_SHARE,
     TEXT_TYPES,
@@ -471,6 +472,10 @@ def _type_columns(source: Source, table: ir.Table, plan: list[_Column], info: di
         if column.type is None:
             dtype = clean[column.header].type()
             column.type = "text" if dtype.is_string() else canonical_type_of_ibis(dtype)
+
+    label_column = next((column for column in plan if column.target == LABEL_COLUMN), None)
+    if label_column is not None:
+        check_label_values(source, clean, label_column.header)
 
     typed: dict[str, ir.Value] = {}
     checks: dict[str, ir.Scalar] = {"rows": clean.count(), **{f"marker\x00{key}": value for key, value in marker_counts.items()}}
