@@ -17,14 +17,17 @@ one run at a time (see :class:`EngagementLock`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import re
 import shutil
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -671,10 +674,11 @@ def _run_all(
         clock = time.monotonic()
         error: RelmapError | None = None
         try:
-            execute_notebook(
-                stage.notebook_path, output, entry["params"], cwd=run_dir, timeout=cell_timeout,
-                progress_bar=progress_bar,
-            )  # fmt: skip
+            with filter_kernel_shutdown_noise():
+                execute_notebook(
+                    stage.notebook_path, output, entry["params"], cwd=run_dir, timeout=cell_timeout,
+                    progress_bar=progress_bar,
+                )  # fmt: skip
         except NotebookFailedError as exc:
             error = exc
             entry["error"] = exc.as_dict()
@@ -710,6 +714,129 @@ def _run_all(
             )
         _notify(progress, StageEvent("end", index, total, stage, entry["status"], elapsed, reason_text))
     return failure
+
+
+# --------------------------------------------------------------------------- kernel stderr
+
+# jupyter_client 8.10 sends the kernel SIGINT before every shutdown request
+# (KernelManager._async_shutdown_kernel), also after a notebook finished
+# normally. When the signal lands while ipykernel 7 handles a message, the
+# kernel logs this line to the stderr it shares with relmap. It reports the
+# shutdown, not a problem of the stage, so it is kept from the user.
+_KERNEL_SHUTDOWN_NOISE = re.compile(rb"^\[IPKernelApp\][^\n]*KeyboardInterrupt caught in kernel\.?\s*$")
+_ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;]*m")
+_NOISE_PREFIX = b"[IPKernelApp]"
+_READ_SIZE = 4096
+_FORWARD_JOIN_SECONDS = 2.0
+
+
+def is_kernel_shutdown_noise(line: bytes) -> bool:
+    """Return True for the kernel's "KeyboardInterrupt caught in kernel" log line, with or without colour codes."""
+    return bool(_KERNEL_SHUTDOWN_NOISE.match(_ANSI_ESCAPE.sub(b"", line).strip()))
+
+
+class _StderrFilter:
+    """Copy bytes from a pipe to a file descriptor, leaving out kernel shutdown noise lines.
+
+    Complete lines are checked one by one. A partial line (a progress bar
+    redrawn with ``\r``) is passed on at once unless it may still become a
+    noise line, so progress output is not delayed.
+    """
+
+    def __init__(self, read_fd: int, target_fd: int) -> None:
+        self.read_fd = read_fd
+        self.target_fd = target_fd
+        self.hidden = 0
+
+    def run(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.read_fd, _READ_SIZE)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending = self._forward(pending + chunk)
+        if pending:
+            self._write(self._without_noise(pending))
+        os.close(self.read_fd)
+
+    def _forward(self, data: bytes) -> bytes:
+        # A progress bar ends its updates with "\r", so a kernel line can follow one on the same line.
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        shown = []
+        for line in lines:
+            kept = self._without_noise(line)
+            if kept or not line:
+                shown.append(kept + b"\n")
+        head, separator, last = tail.rpartition(b"\r")
+        start = _ANSI_ESCAPE.sub(b"", last).lstrip()
+        if _NOISE_PREFIX.startswith(start[: len(_NOISE_PREFIX)]) or start.startswith(_NOISE_PREFIX):
+            # The last segment may still become a noise line: hold it back until more arrives.
+            shown.append(self._without_noise(head + separator) if separator else b"")
+            tail = last
+        else:
+            shown.append(self._without_noise(tail))
+            tail = b""
+        text = b"".join(shown)
+        if text:
+            self._write(text)
+        return tail
+
+    def _without_noise(self, line: bytes) -> bytes:
+        segments = line.split(b"\r")
+        kept = [segment for segment in segments if not is_kernel_shutdown_noise(segment)]
+        self.hidden += len(segments) - len(kept)
+        return b"\r".join(kept)
+
+    def _write(self, data: bytes) -> None:
+        while data:
+            try:
+                written = os.write(self.target_fd, data)
+            except OSError:
+                return
+            data = data[written:]
+
+
+@contextlib.contextmanager
+def filter_kernel_shutdown_noise() -> Iterator[None]:
+    """Route file descriptor 2 through a filter that drops the kernel's shutdown KeyboardInterrupt line.
+
+    The kernel process inherits descriptor 2 when it starts, so its own
+    stderr passes through the filter too. Every other line, real kernel
+    errors included, reaches the original stderr unchanged, and a dead kernel
+    is still reported by nbclient, which does not read stderr.
+    """
+    try:
+        sys.stderr.flush()
+        original = os.dup(2)
+    except (OSError, ValueError):
+        # No usable stderr (a closed descriptor): nothing to filter.
+        yield
+        return
+    read_fd, write_fd = os.pipe()
+    forward_fd = os.dup(original)
+    stream = _StderrFilter(read_fd, forward_fd)
+    thread = threading.Thread(target=stream.run, name="relmap-kernel-stderr", daemon=True)
+    thread.start()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(original, 2)
+        os.close(original)
+        # The pipe ends once no process holds its write end; a kernel child
+        # that outlives the run keeps it open, so do not wait for ever.
+        thread.join(_FORWARD_JOIN_SECONDS)
+        if not thread.is_alive():
+            os.close(forward_fd)
+        if stream.hidden:
+            logger.debug("hid %d kernel shutdown KeyboardInterrupt line(s)", stream.hidden)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
