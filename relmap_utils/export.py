@@ -10,7 +10,9 @@ inside the run folder (the time in the engagement's time zone), holding:
   hidden, plotly.js embedded once, nothing loaded from a CDN. They show
   exactly what the stage computed. The export therefore reuses them instead
   of converting the executed notebook with nbconvert, which would add a
-  dependency and whose HTML templates load require.js and MathJax from CDNs;
+  dependency and whose HTML templates load require.js and MathJax from CDNs.
+  For a stage that writes no report (stage 05 risk), the export builds the
+  page from the stage's artifacts (:mod:`relmap_utils.export_pages`);
 - ``<stage>.xlsx``: the stage's key tables, one sheet each, with sheet and
   column names in the report language (Chinese by default), and a first
   sheet that names the artifact and sha256 behind every sheet.
@@ -25,6 +27,9 @@ collide, and the second one stops with a message.
 
 Which tables a stage exports is declared in :data:`EXPORT_TABLES`; a new
 stage adds one entry there and its sheet and column names to ``export.po``.
+A stage that completed with nothing to do is exported with its page and
+the reason it gives. Times are shown in the engagement's time zone with
+the UTC offset.
 """
 
 from __future__ import annotations
@@ -42,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relmap_utils import __version__
+from relmap_utils import __version__, export_pages
 from relmap_utils.audit.diff import headline_metrics, read_summary
 from relmap_utils.audit.run_folder import open_run, stage_records
 from relmap_utils.errors import RunError
 from relmap_utils.i18n import get_locale, set_locale, tr
-from relmap_utils.manifest import MANIFEST_FILE, sha256_file, write_manifest
+from relmap_utils.manifest import COMPLETED_STATUSES, MANIFEST_FILE, sha256_file, skip_reason_text, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ EXPORT_PREFIX = "export-"
 EXCEL_MAX_ROWS = 1_048_576  # rows per sheet in .xlsx, the header row included
 EXCEL_MAX_CELL_TEXT = 32_767  # characters per cell
 _SHEET_NAME_FORBIDDEN = str.maketrans({char: "_" for char in "[]:*?/\\"})
-_EXPORTABLE = ("succeeded", "reused")
+_EXPORTABLE = COMPLETED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,39 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
                 _column("column"),
                 _column("other_column", "export.column.other_column"),
                 _column("pearson", "export.column.pearson"),
+            ),
+        ),
+    ),
+    "02_map": (
+        ExportTable(
+            "feature_dictionary.parquet",
+            "export.sheet.02_map.features",
+            (
+                _column("name", "features.header.feature"),
+                _column("family", "features.header.family", values="features.family.{value}"),
+                _column("description_zh", "export.column.description_zh"),
+                _column("description_en", "export.column.description_en"),
+                _column("unit", "features.header.unit", values="features.unit.{value}"),
+                _column("formula", "export.column.formula"),
+                _column("source_tables", "features.header.sources"),
+                _column("status", "features.header.status", values="features.status.{value}"),
+                _column("reason_zh", "export.column.reason_zh"),
+                _column("reason_en", "export.column.reason_en"),
+                _column("no_data_value", "features.header.no_data_value"),
+            ),
+        ),
+        ExportTable(
+            "coverage.parquet",
+            "export.sheet.02_map.coverage",
+            (
+                _column("as_of", "features.chart.as_of_axis"),
+                _column("family", "features.header.family", values="features.family.{value}"),
+                _column("status", "features.header.status", values="features.status.{value}"),
+                _column("customers", "export.column.customers"),
+                _column("covered", "export.column.covered"),
+                _column("share", "export.column.covered_share"),
+                _column("features_included", "export.column.features_included"),
+                _column("features_left_out", "export.column.features_left_out"),
             ),
         ),
     ),
@@ -373,6 +411,26 @@ def _timezone(manifest: dict[str, Any]) -> dt.tzinfo:
         return dt.timezone.utc
 
 
+def shown_time(value: dt.datetime | str | None, manifest: dict[str, Any]) -> str:
+    """Format a time for a reader in the run's time zone with its UTC offset: ``2026-12-05 10:30:00 (UTC+08:00)``.
+
+    ``value`` is a datetime or ISO text, as the manifest stores times. Text
+    without an offset is taken to be in the run's time zone. Text that is
+    not a time is returned as it is, and None as "-".
+    """
+    if value is None or value == "":
+        return "-"
+    timezone = _timezone(manifest)
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    moment = value.replace(tzinfo=timezone) if value.tzinfo is None else value.astimezone(timezone)
+    offset = moment.strftime("%z")
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} (UTC{offset[:3]}:{offset[3:]})"
+
+
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the run folder itself, so two exports never rewrite the manifest at once.
@@ -407,6 +465,10 @@ class _StagePlan:
     page: Path | None
     tables: list[tuple[ExportTable, Path, str]]
     summary: dict[str, Any] | None
+    # Artifact name to checked path, for a page the export builds (see relmap_utils.export_pages).
+    page_sources: dict[str, Path] | None = None
+    # Why the stage had nothing to do, or which failed stages it waited for, in the report language.
+    note: str = ""
 
 
 def _plan(run_dir: Path, manifest: dict[str, Any]) -> list[_StagePlan]:
@@ -415,12 +477,20 @@ def _plan(run_dir: Path, manifest: dict[str, Any]) -> list[_StagePlan]:
     for stage in manifest.get("stages") or []:
         stage_id = str(stage.get("id") or stage.get("key"))
         status = str(stage.get("status"))
+        note = _stage_note(stage)
         if status not in _EXPORTABLE:
-            plans.append(_StagePlan(stage_id, status, None, [], None))
+            plans.append(_StagePlan(stage_id, status, None, [], None, note=note))
             continue
         records = {record["path"]: record for record in stage_records(stage)}
         page_path = f"reports/{stage_id}.html"
         page = _checked(run_dir, records, page_path) if page_path in records else None
+        page_sources = None
+        if page is None and export_pages.page_tables(stage_id):
+            page_sources = {}
+            for name in export_pages.page_tables(stage_id):
+                artifact = f"artifacts/{stage_id}/{name}"
+                if artifact in records:
+                    page_sources[name] = _checked(run_dir, records, artifact)
         tables = []
         for table in EXPORT_TABLES.get(stage_id, ()):
             artifact = f"artifacts/{stage_id}/{table.file}"
@@ -431,8 +501,16 @@ def _plan(run_dir: Path, manifest: dict[str, Any]) -> list[_StagePlan]:
         if summary_path in records:
             _checked(run_dir, records, summary_path)
             summary = read_summary(run_dir, stage_id)
-        plans.append(_StagePlan(stage_id, status, page, tables, summary))
+        plans.append(_StagePlan(stage_id, status, page, tables, summary, page_sources, note))
     return plans
+
+
+def _stage_note(stage: dict[str, Any]) -> str:
+    if stage.get("skip_reason"):
+        return skip_reason_text(stage["skip_reason"], get_locale())
+    if stage.get("status") == "skipped" and stage.get("skipped_because"):
+        return tr("export.index.skipped_because", upstream=", ".join(map(str, stage["skipped_because"])))
+    return ""
 
 
 def _checked(run_dir: Path, records: dict[str, dict[str, Any]], relative: str) -> Path:
@@ -457,6 +535,11 @@ def _write_files(
             shutil.copyfile(plan.page, target)
             files.append(target)
             links[plan.stage_id]["page"] = target.name
+        elif plan.page_sources is not None:
+            target = folder / f"{plan.stage_id}.html"
+            target.write_text(_built_page(manifest, plan, moment), encoding="utf-8")
+            files.append(target)
+            links[plan.stage_id]["page"] = target.name
         if plan.tables:
             target = folder / f"{plan.stage_id}.xlsx"
             write_workbook(target, plan.stage_id, plan.tables, manifest, moment)
@@ -465,6 +548,25 @@ def _write_files(
     index = folder / "index.html"
     index.write_text(render_index(manifest, plans, links, moment), encoding="utf-8")
     return [index, *files]
+
+
+def _built_page(manifest: dict[str, Any], plan: _StagePlan, moment: dt.datetime) -> str:
+    """Return the page of a stage that wrote no report, from its checked artifacts."""
+    import pandas as pd
+
+    sources = plan.page_sources or {}
+
+    def read_table(name: str) -> pd.DataFrame:
+        return pd.read_parquet(sources[name]) if name in sources else pd.DataFrame()
+
+    engagement = manifest.get("engagement") or {}
+    facts = tr("export.page.facts", client=engagement.get("client", ""), engagement=engagement.get("name", ""),
+               run_id=manifest.get("run_id", ""), exported=shown_time(moment, manifest))
+    privacy = (manifest.get("config") or {}).get("privacy") or {}
+    context = export_pages.PageContext(stage_title(plan.stage_id), facts, privacy.get("min_group_size") or 10)
+    page = export_pages.build_page(plan.stage_id, read_table, plan.summary, context)
+    assert page is not None, plan.stage_id  # page_sources is set only for stages with a builder
+    return page
 
 
 def _record(path: Path, run_dir: Path) -> dict[str, Any]:
@@ -552,7 +654,7 @@ def write_workbook(
     notes = workbook.create_sheet(_sheet_title(tr("export.sheet.notes"), used))
     notes.append([tr("export.notes.run"), str(manifest.get("run_id"))])
     notes.append([tr("export.notes.client"), _text_cell(notes, str((manifest.get("engagement") or {}).get("client", "")))])
-    notes.append([tr("export.notes.exported_at"), moment.isoformat(timespec="seconds")])
+    notes.append([tr("export.notes.exported_at"), shown_time(moment, manifest)])
     notes.append([tr("export.notes.privacy")])
     notes.append([])
     notes.append([tr("export.notes.col.sheet"), tr("export.notes.col.artifact"), "sha256", tr("export.notes.col.rows")])
@@ -600,7 +702,40 @@ def _escape(value: Any) -> str:
 
 
 def _metric_label(stage_id: str, name: str) -> str:
-    return _label(f"export.metric.{stage_id}.{name.replace('.', '_')}", name)
+    key = name.replace(".", "_")
+    return _label(f"export.metric.{stage_id}.{key}", _label(f"export.metric.{key}", name))
+
+
+def stage_title(stage_id: str) -> str:
+    """Return the display name of a stage in the report language, as the dashboard pages name it.
+
+    The export catalog (``export.stage.<id>``) comes first, then the title of
+    the stage's dashboard page, then the id itself.
+    """
+    text = _label(f"export.stage.{stage_id}", "")
+    if text:
+        return text
+    from relmap_utils.dashboard.pages import registered_pages
+
+    page = next((page for page in registered_pages() if page.stage_id == stage_id), None)
+    return page.title_in() if page is not None else stage_id
+
+
+def _headline_rows(plan: _StagePlan) -> list[tuple[str, str]]:
+    """Return (label, value) rows: the summary's labelled ``headline_metrics``, else its top-level numbers."""
+    from relmap_utils.dashboard.render import format_value
+
+    locale = get_locale()
+    rows = []
+    for item in (plan.summary or {}).get("headline_metrics") or []:
+        if isinstance(item, dict) and isinstance(item.get("label"), dict) and "value" in item:
+            label = item["label"].get(locale) or item["label"].get("zh_CN") or ""
+            kind = item.get("format") if item.get("format") in ("number", "amount", "percent", "score", "text") else "number"
+            rows.append((str(label), format_value(item["value"], kind, locale)))
+    if rows:
+        return rows
+    metrics = {name: value for name, value in headline_metrics(plan.summary).items() if "." not in name}
+    return [(_metric_label(plan.stage_id, name), _number(value)) for name, value in metrics.items()]
 
 
 def _finding_text(finding: dict[str, Any]) -> str:
@@ -610,10 +745,12 @@ def _finding_text(finding: dict[str, Any]) -> str:
 
 
 def _stage_section(plan: _StagePlan, links: dict[str, str]) -> list[str]:
-    title = _label(f"export.stage.{plan.stage_id}", plan.stage_id)
+    title = stage_title(plan.stage_id)
     status = _label(f"runner.status.{plan.status}", plan.status)
     parts = [f"<section><h2>{_escape(title)} <span class='note'>{_escape(plan.stage_id)}</span></h2>",
              f"<p>{_escape(tr('export.index.status'))}<span class='status'>{_escape(status)}</span></p>"]  # fmt: skip
+    if plan.note:
+        parts.append(f"<p class='note'>{_escape(plan.note)}</p>")
     link_items = []
     if "page" in links:
         link_items.append(f"<a href='{_escape(links['page'])}'>{_escape(tr('export.index.page'))}</a>")
@@ -622,12 +759,9 @@ def _stage_section(plan: _StagePlan, links: dict[str, str]) -> list[str]:
     if link_items:
         parts.append("<p>" + " · ".join(link_items) + "</p>")
 
-    metrics = {name: value for name, value in headline_metrics(plan.summary).items() if "." not in name}
+    metrics = _headline_rows(plan)
     if metrics:
-        rows = "".join(
-            f"<tr><th>{_escape(_metric_label(plan.stage_id, name))}</th><td>{_escape(_number(value))}</td></tr>"
-            for name, value in metrics.items()
-        )
+        rows = "".join(f"<tr><th>{_escape(label)}</th><td>{_escape(value)}</td></tr>" for label, value in metrics)
         parts.append(f"<table>{rows}</table>")
     findings = [item for item in (plan.summary or {}).get("headline_findings") or [] if isinstance(item, dict)]
     if findings:
@@ -664,8 +798,8 @@ def render_index(
         "export.index.facts",
         engagement=engagement.get("name", ""),
         run_id=manifest.get("run_id", ""),
-        started=manifest.get("started_at") or "-",
-        exported=moment.isoformat(timespec="seconds"),
+        started=shown_time(manifest.get("started_at"), manifest),
+        exported=shown_time(moment, manifest),
     )
     body = [f"<h1>{_escape(title)}</h1>", f"<p class='meta'>{_escape(facts)}</p>",
             f"<p class='note'>{_escape(tr('export.index.privacy'))}</p>"]  # fmt: skip
