@@ -165,7 +165,7 @@ def serve(
 
     dashboard_run = open_run(run_dir)
     pages = available_pages(dashboard_run)
-    log = PageViewLog(engagement_dir / LOG_FOLDER / LOG_FILE, run_dir.name)
+    log = PageViewLog(engagement_dir / LOG_FOLDER / LOG_FILE, run_dir.name, dashboard_run.engagement.tz)
     staging = Path(tempfile.mkdtemp(prefix="relmap_serve_"))
     try:
         staged = []

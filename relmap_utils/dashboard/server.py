@@ -107,22 +107,26 @@ def path_is_clean(path: str) -> bool:
 class PageViewLog:
     """Append-only JSON-lines log of page views and refused requests.
 
-    Each line has ``time`` (ISO 8601 with UTC offset), ``event`` (``view`` or
-    ``refused``), ``page`` or ``path``, ``run`` and ``token_id``. Refused
-    requests are logged at most :data:`REFUSED_LOG_LIMIT` times a minute; the
-    next line written gives how many were left out.
+    Each line has ``time`` (ISO 8601 with UTC offset, in ``timezone``: the
+    engagement's time zone, as in the run's manifest and run.log), ``event``
+    (``view`` or ``refused``), ``page`` or ``path``, ``run`` and
+    ``token_id``. Refused requests are logged at most
+    :data:`REFUSED_LOG_LIMIT` times a minute; the next line written gives how
+    many were left out. Without ``timezone`` the machine's local zone is used.
     """
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, run_id: str, timezone: dt.tzinfo | None = None) -> None:
         self.path = path
         self.run_id = run_id
+        self.timezone = timezone
         self._window = 0
         self._refused_in_window = 0
         self._refused_dropped = 0
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _write(self, record: dict[str, Any]) -> None:
-        record = {"time": dt.datetime.now().astimezone().isoformat(timespec="seconds"), **record}
+        now = dt.datetime.now(self.timezone) if self.timezone is not None else dt.datetime.now().astimezone()
+        record = {"time": now.isoformat(timespec="seconds"), **record}
         if self._refused_dropped and record.get("event") != "refused_dropped":
             dropped, self._refused_dropped = self._refused_dropped, 0
             self._write({"event": "refused_dropped", "count": dropped, "run": self.run_id})
