@@ -80,6 +80,8 @@ def run_stage(ctx: RunContext, **values: Any) -> dict[str, Any]:
     started = time.perf_counter()
     logger.info("starting stage %s in %s", STAGE_ID, ctx.run_dir)
     params = parse_params(values)
+    # A wrong baseline run would otherwise stop the stage only after clustering.
+    check_baseline_run(params, ctx.run_dir)
     backend = ctx.connect()
     map_table, dates = open_map(backend, ctx.run_dir)
     map_table = attach_customer_columns(backend, map_table, ctx.tables_dir, referenced_columns(params))
@@ -98,6 +100,38 @@ def run_stage(ctx: RunContext, **values: Any) -> dict[str, Any]:
     )
     logger.info("finished stage %s in %.1f s", STAGE_ID, summary["seconds"])
     return {**result, "artifacts": {name: str(path) for name, path in artifacts.items()}, "report": str(report_path)}
+
+
+def check_baseline_run(params: SegmentationParams, run_dir: Path) -> None:
+    """Check that ``migration.baseline_run`` names a run of this engagement with segmentation results.
+
+    Called before any work, so a wrong run id fails in seconds. Nothing is
+    checked when migration is off or compares two map dates of this run.
+
+    Raises
+    ------
+    ConfigError
+        When the value is not a plain run folder name, names this run, or no
+        such run exists.
+    StageError
+        When that run has no segmentation results.
+    """
+    settings = params.migration
+    baseline = settings.baseline_run
+    if not settings.enabled or not baseline:
+        return
+    parameter = "migration.baseline_run"
+    if "/" in baseline or "\\" in baseline or baseline in (".", "..") or baseline.strip() != baseline:
+        raise ConfigError("segmentation.baseline_invalid", parameter=parameter, value=baseline)
+    if baseline == run_dir.name:
+        raise ConfigError("segmentation.baseline_is_this_run", parameter=parameter, value=baseline)
+    folder = run_dir.parent / baseline
+    if not folder.is_dir():
+        raise ConfigError("segmentation.baseline_missing", parameter=parameter, value=baseline,
+                          folder=str(run_dir.parent))
+    path = folder / "artifacts" / STAGE_ID / migration.SEGMENTS_FILE
+    if not path.is_file():
+        raise StageError("segmentation.baseline_without_stage", run=baseline, path=str(path))
 
 
 def open_map(backend: Any, run_dir: Path) -> tuple[Any, list[str]]:
