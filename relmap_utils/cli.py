@@ -489,13 +489,16 @@ def _add_reidentify_command(app: typer.Typer) -> None:
                                                 show_default=False)],
         id_column: Annotated[str | None, typer.Option("--id-column", help=tr("propensity.cli.opt.id_column"),
                                                       show_default=False)] = None,
+        list_column: Annotated[str | None, typer.Option("--list-column", help=tr("propensity.cli.opt.list_column"),
+                                                        show_default=False)] = None,
         key_env: Annotated[str, typer.Option("--key-env", help=tr("propensity.cli.opt.key_env"))] =
         "RELMAP_PSEUDONYM_KEY",
         out: Annotated[Path | None, typer.Option("--out", help=tr("propensity.cli.opt.out"), show_default=False)] = None,
     ) -> None:
         from relmap_utils.propensity.reidentify import reidentify
 
-        path, count = reidentify(listing, customers, id_column=id_column, key_env=key_env, out=out)
+        path, count = reidentify(listing, customers, id_column=id_column, list_column=list_column, key_env=key_env,
+                                 out=out)
         typer.echo(tr("propensity.reidentify.done", count=count, path=str(path)))
 
 

@@ -32,7 +32,7 @@ def test_maps_pseudonyms_back(files, tmp_path):
 
     assert result.exit_code == 0, result.output
     written = pd.read_csv(tmp_path / "education_wealth_reidentified.csv", dtype=str, encoding="utf-8-sig")
-    assert written["bank_customer_id"].tolist() == ["000456", "000123"]
+    assert written["银行客户号"].tolist() == ["000456", "000123"]
 
 
 def test_missing_key_is_a_clear_error(files, monkeypatch):

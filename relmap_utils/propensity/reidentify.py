@@ -10,6 +10,7 @@ the only place it is built, in memory, from the bank's own file.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,11 @@ from relmap_utils.i18n import SUPPORTED_LOCALES, tr
 logger = logging.getLogger(__name__)
 
 PSEUDONYM_HEADERS = ("customer_id",)
-OUTPUT_COLUMN = "bank_customer_id"
+# Catalog key of the header of the added column: 银行客户号 in Chinese, the default language.
+OUTPUT_COLUMN_KEY = "propensity.reidentify.column"
+# Separators between several pseudonyms in one cell (the members of a household, say).
+# The output cell lists their customer numbers with the same separators.
+LIST_SEPARATORS = re.compile(r"(\s*[;,|，；、]\s*)")
 
 
 class ReidentifyError(RelmapError):
@@ -56,18 +61,38 @@ def _inside_run(target: Path) -> Path | None:
 
 
 def _pseudonym_column(frame: pd.DataFrame, path: Path, column: str | None) -> str:
-    candidates = [column] if column else [*PSEUDONYM_HEADERS,
-                                          *(tr("propensity.column.customer_id", locale=loc) for loc in SUPPORTED_LOCALES)]
+    candidates = [column] if column else [*(tr("propensity.column.customer_id", locale=loc) for loc in SUPPORTED_LOCALES),
+                                          *PSEUDONYM_HEADERS]
     for name in candidates:
         if name in frame.columns:
             return name
-    raise ReidentifyError("propensity.reidentify.no_column", file=str(path), column=column or candidates[-1],
+    raise ReidentifyError("propensity.reidentify.no_list_column", file=str(path), column=column or candidates[0],
                           columns=", ".join(map(str, frame.columns)))
+
+
+def _map_cell(cell: object, lookup: dict[str, str], unknown: list[str]) -> object:
+    """Return the customer numbers of the pseudonyms in ``cell``, keeping its separators; collect misses in ``unknown``."""
+    if cell is None or (isinstance(cell, float) and pd.isna(cell)):
+        return cell
+    parts = LIST_SEPARATORS.split(str(cell).strip())
+    mapped = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            mapped.append(part)  # a separator
+        elif part in lookup:
+            mapped.append(lookup[part])
+        else:
+            unknown.append(part)
+            mapped.append(part)
+    return "".join(mapped)
 
 
 def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = None, list_column: str | None = None,
                key_env: str = "RELMAP_PSEUDONYM_KEY", out: Path | None = None) -> tuple[Path, int]:
     """Write the list with the bank's customer number beside each pseudonym.
+
+    The added column is headed 银行客户号 (``bank customer number`` when
+    ``RELMAP_LANG`` is en) and stands right after the pseudonym column.
 
     Parameters
     ----------
@@ -78,7 +103,10 @@ def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = No
     id_column : str, optional
         Customer-number column of the master; default its first column.
     list_column : str, optional
-        Pseudonym column of the list; default the campaign list's own header.
+        Pseudonym column of the list; default the campaign list's own header
+        (客户号（假名）, or its English form, or ``customer_id``). A cell
+        may hold several pseudonyms separated by ``;``, ``,``, ``|``, ``、``
+        or their full-width forms; each is mapped and the separators kept.
     key_env : str, default="RELMAP_PSEUDONYM_KEY"
         Environment variable holding the pseudonym key.
     out : Path, optional
@@ -120,12 +148,20 @@ def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = No
 
     numbers = master[column].dropna().astype(str).str.strip().unique()
     lookup = {pseudonymize_value(number, key): number for number in numbers}
-    mapped = listing[pseudonyms].map(lookup)
-    unknown = listing.loc[mapped.isna(), pseudonyms]
-    if len(unknown):
-        raise ReidentifyError("propensity.reidentify.unknown", count=len(unknown), example=str(unknown.iloc[0]))
+    unknown: list[str] = []
+    mapped = listing[pseudonyms].map(lambda cell: _map_cell(cell, lookup, unknown))
+    empty = listing.index[listing[pseudonyms].isna()]
+    if len(empty):
+        # Data row numbers as a spreadsheet shows them: the header is row 1.
+        raise ReidentifyError("propensity.reidentify.empty_cells", file=str(list_path), column=pseudonyms,
+                              count=len(empty), row=int(empty[0]) + 2)
+    if unknown:
+        raise ReidentifyError("propensity.reidentify.unknown", count=len(unknown), example=unknown[0])
+    output_column = tr(OUTPUT_COLUMN_KEY)
+    if output_column in listing.columns:
+        raise ReidentifyError("propensity.reidentify.column_taken", file=str(list_path), column=output_column)
     result = listing.copy()
-    result.insert(list(listing.columns).index(pseudonyms) + 1, OUTPUT_COLUMN, mapped)
+    result.insert(list(listing.columns).index(pseudonyms) + 1, output_column, mapped)
     temporary = target.with_name(target.name + ".tmp")
     result.to_csv(temporary, index=False, encoding="utf-8-sig")
     temporary.replace(target)
