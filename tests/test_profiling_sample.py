@@ -226,3 +226,26 @@ def test_nan_values_leave_their_correlations_out(backend):
 
     assert [(first, second) for first, second, _ in correlations] == [("x", "z")]
     assert correlations[0][2] == pytest.approx(-1.0, abs=TOLERANCE)
+
+
+def test_histogram_counts_zeros_and_negatives(backend):
+    # The smallest negative double and -0.0 sit on either side of the boundary below 0.
+    values = [-3.5, -5e-324, -0.0, 0.0, 0.0, 2.0, 5.0, 7.0, 9.0, 11.0, None]
+    table = backend.create_table("t", pd.DataFrame({"x": values}))
+
+    column = profile_table(table, "t").columns["x"]
+
+    assert column.histogram is not None
+    assert column.negatives == 2
+    assert column.zeros == 3
+
+
+def test_sign_counts_from_histogram_match_sql(backend):
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(0, 3, 500))
+    table = backend.create_table("t", pd.DataFrame({"x": x}))
+    spec = stats.BinSpec(-5.0, 5.0, 10)
+
+    value = stats.run_aggregate(table, stats.histogram_metrics(table, {"x": spec}, sign_counts=True))["x"]
+
+    assert stats.sign_counts_of(value) == (int((x < 0).sum()), int((x == 0).sum()))

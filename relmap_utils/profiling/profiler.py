@@ -10,8 +10,8 @@ that more than 64 sampled columns take one more query per 64:
    distinct values per column;
 2. one aggregate with the summary metrics of every column (counts, distinct,
    minimum, maximum, mean, standard deviation, lengths) and, on DuckDB, the
-   histogram bins and outlier counts of the numeric columns, whose bins and
-   fences the quantiles of pass 1 fix;
+   histogram bins, outlier counts, zeros and negatives of the numeric
+   columns, whose bins and fences the quantiles of pass 1 fix;
 3. one aggregate with personal-data pattern counts, only for undeclared text
    columns with many distinct values (often none);
 4. one query with the top values of all category and boolean columns, one
@@ -319,18 +319,24 @@ def _summary_pass(
 ) -> tuple[dict[str, dict[str, Any]], int | None, dict[str, Any] | None]:
     # The summary metrics of every column and, on DuckDB, the histograms of
     # ``specs`` in the same scan; the third value is None where they are not.
+    # A histogram also counts its column's zeros and negatives, which costs
+    # two boundaries instead of two more aggregates.
+    histograms: dict[str, ir.Scalar] = {}
+    binned: dict[str, Any] | None = None
+    if specs and stats.binned_histograms_supported(table):
+        binned = {}
+        histograms = stats.histogram_metrics(table, specs, sign_counts=True)
     metrics: dict[tuple[str, str], ir.Scalar] = {}
     for column in table.columns:
-        expressions = stats.summary_metrics(table[column], exact=column in exact_distinct, as_of=as_of)
+        expressions = stats.summary_metrics(
+            table[column], exact=column in exact_distinct, as_of=as_of, signs=column not in histograms
+        )
         for stat, expression in expressions.items():
             metrics[(column, stat)] = expression
     if key:
         metrics[("", "key_nulls")] = stats.key_null_metric(table, key)
-    binned: dict[str, Any] | None = None
-    if specs and stats.binned_histograms_supported(table):
-        binned = {}
-        for column, expression in stats.histogram_metrics(table, specs).items():
-            metrics[(column, "histogram")] = expression
+    for column, expression in histograms.items():
+        metrics[(column, "histogram")] = expression
 
     values = stats.run_aggregate(table, metrics)
     summaries: dict[str, dict[str, Any]] = {column: {} for column in table.columns}
@@ -340,6 +346,7 @@ def _summary_pass(
             key_null_rows = int(value or 0)
         elif stat == "histogram" and binned is not None:
             binned[column] = value
+            summaries[column]["negatives"], summaries[column]["zeros"] = stats.sign_counts_of(value)
         else:
             summaries[column][stat] = value
     return summaries, key_null_rows, binned

@@ -70,12 +70,13 @@ def summary_metrics(
     *,
     exact: bool,
     as_of: dt.date,
+    signs: bool = True,
 ) -> dict[str, ir.Scalar]:
     """Return the first-pass metrics of one column, by physical type.
 
     Every column gets ``count`` (non-null) and ``distinct``. Numbers, text and
     dates get ``min`` and ``max``. Numbers also get ``mean``, ``std`` (sample
-    standard deviation, n - 1), ``zeros`` and ``negatives``. Text gets
+    standard deviation, n - 1) and, with ``signs``, ``zeros`` and ``negatives``. Text gets
     ``mean_length`` and ``max_length``. Dates get ``implausible_dates``,
     those before 1900-01-01 or more than a year after ``as_of``. Booleans get
     ``true``.
@@ -92,6 +93,9 @@ def summary_metrics(
         (HyperLogLog), whose memory does not grow with the table.
     as_of : datetime.date
         Profiling date for the plausibility check of dates.
+    signs : bool, default=True
+        Count zeros and negatives; false where a :func:`histogram_metrics`
+        aggregate with ``sign_counts`` counts them in the same scan.
 
     Returns
     -------
@@ -109,9 +113,9 @@ def summary_metrics(
             max=values.max(),
             mean=values.mean(),
             std=values.std(how="sample"),
-            zeros=(values == 0).sum(),
-            negatives=(values < 0).sum(),
         )
+        if signs:
+            metrics.update(zeros=(values == 0).sum(), negatives=(values < 0).sum())
     elif dtype.is_string():
         lengths = column.length()
         metrics.update(
@@ -477,12 +481,19 @@ def binned_histograms_supported(table: ir.Table) -> bool:
     return _backend_name(table) == "duckdb"
 
 
-def histogram_metrics(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str, ir.Scalar]:
+def histogram_metrics(
+    table: ir.Table,
+    specs: Mapping[str, BinSpec],
+    *,
+    sign_counts: bool = False,
+) -> dict[str, ir.Scalar]:
     """Return one DuckDB ``histogram(value, boundaries)`` aggregate per column of ``specs``.
 
     DuckDB counts each value under the first boundary at or above it, by
     binary search into a fixed array, which is cheaper than grouping. The
-    outlier fences are two more boundaries of the same list. The aggregates
+    outlier fences are two more boundaries of the same list, and with
+    ``sign_counts`` so are the double just below 0 and 0 itself, from which
+    :func:`sign_counts_of` reads the negative and zero values. The aggregates
     can join any other aggregate query of ``table``; :func:`read_histograms`
     turns their values into distributions. Columns whose range is empty get
     no aggregate.
@@ -492,8 +503,29 @@ def histogram_metrics(table: ir.Table, specs: Mapping[str, BinSpec]) -> dict[str
         layout = _bin_layout(spec)
         if layout is not None:
             values = table[name].cast("float64")
-            metrics[name] = _duckdb_histogram(values, _exact_doubles(_boundaries(spec, layout[0])))
+            boundaries = _boundaries(spec, layout[0])
+            if sign_counts:
+                boundaries = sorted(set(boundaries) | {_just_below(0.0), 0.0})
+            metrics[name] = _duckdb_histogram(values, _exact_doubles(boundaries))
     return metrics
+
+
+def sign_counts_of(value: Iterable[tuple[float, int]] | None) -> tuple[int, int]:
+    """Return ``(negatives, zeros)`` from the value of a :func:`histogram_metrics` aggregate built with ``sign_counts``.
+
+    A negative value lies at or below the double just below 0, so it is
+    counted under a boundary at or below that one. A zero (or -0.0) is
+    counted under 0. NaN, counted above every boundary, is neither, as in
+    SQL comparisons.
+    """
+    below_zero = _just_below(0.0)
+    negatives = zeros = 0
+    for boundary, rows in value or []:
+        if boundary <= below_zero:
+            negatives += int(rows)
+        elif boundary <= 0.0:
+            zeros += int(rows)
+    return negatives, zeros
 
 
 def read_histograms(
