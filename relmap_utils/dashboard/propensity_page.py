@@ -192,11 +192,22 @@ class PropensityPage(StagePage):
                                   on="product", how="left")
         scores["probability"] = scores["probability"].round(4)
         scores["product"] = [self.product_name(value) for value in scores["product"]]
+        if "excluded" in scores:
+            scores["excluded"] = [self._exclusion_text(value) for value in scores["excluded"]]
         headers = {name: tr(f"propensity.column.{name}") for name in ("product", "probability", "decile")}
         headers["excluded"] = tr("dashboard.propensity.excluded")
         headers.update({f"reason_{rank}_{suffix}": tr(f"propensity.column.reason_{rank}_zh")
                         for rank in (1, 2, 3) if f"reason_{rank}_{suffix}" in scores.columns})
         render.display_html(render.html_table(scores, headers, numeric=("probability", "decile")))
+
+    @staticmethod
+    def _exclusion_text(code: Any) -> str:
+        # Empty means eligible; other codes are relmap_utils.propensity.nbp.EXCLUSION_REASONS.
+        if not isinstance(code, str) or not code:
+            return ""
+        key = f"labels.excluded.{code}"
+        text = tr(key)
+        return code if text == key else text
 
     def lookup(self) -> None:
         """Display a box for one customer's pseudonym and their scores with reasons; outside Voilà, a hint."""
