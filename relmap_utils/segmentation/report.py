@@ -51,14 +51,17 @@ def tier_descriptions(tiers: Mapping[str, Any] | None, locale: str | None = None
     locale : str, optional
     dictionary : pandas.DataFrame, optional
         The map's feature dictionary; features with unit ``yuan`` are
-        amounts, written with the tiers' ``amount_unit``.
+        amounts, written with the tiers' ``amount_unit``. Default: the
+        dictionary of the default map settings.
     """
     locale = _locale(locale)
     tiers = tiers or {}
     unit = str(tiers.get("amount_unit") or "元")
-    amounts: set[str] = set()
-    if dictionary is not None and not dictionary.empty:
-        amounts = set(dictionary.loc[dictionary["unit"].isin(["yuan", "yuan_per_month"]), "name"])
+    if dictionary is None or dictionary.empty:
+        from relmap_utils.features.dictionary import feature_dictionary
+
+        dictionary = feature_dictionary()
+    amounts = set(dictionary.loc[dictionary["unit"].isin(["yuan", "yuan_per_month"]), "name"])
     found = {}
     for rule in tiers.get("rules") or []:
         if not isinstance(rule, Mapping) or not rule.get("code"):
@@ -265,7 +268,7 @@ def render_html(*, result: Mapping[str, Any], locale: str | None = None, engagem
     """Return the segmentation report as one self-contained HTML document (plotly.js embedded once)."""
     locale = _locale(locale)
     summary = result["summary"]
-    groups = result["groups"]
+    groups = with_descriptions(result["groups"], (summary.get("params") or {}).get("tiers"))
     text = lambda key, **params: html.escape(tr(key, locale=locale, **params))  # noqa: E731
     generated = dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
     parts = [f"<h1>{text('segmentation.report.title')}</h1>",
