@@ -75,14 +75,14 @@ def test_missing_required_key_is_named(tmp_path):
 def test_source_needs_path_or_sql(tmp_path):
     data = yaml.safe_load(yaml.safe_dump(MINIMAL))
     data["sources"][0]["sql"] = "select 1"
-    with pytest.raises(ConfigError, match="exactly one of path"):
+    with pytest.raises(ConfigError, match="path（文件）或 sql（查询）"):
         load_engagement(_write(tmp_path, data))
 
 
 def test_duplicate_source_names_rejected(tmp_path):
     data = yaml.safe_load(yaml.safe_dump(MINIMAL))
     data["sources"].append(dict(data["sources"][0]))
-    with pytest.raises(ConfigError, match="used twice"):
+    with pytest.raises(ConfigError, match="customers 重复"):
         load_engagement(_write(tmp_path, data))
 
 

@@ -121,7 +121,7 @@ def test_range_test_on_text_rejected():
         ({"clusters": {"k": [8, 3]}}, "stages.segmentation.params.clusters.k"),
         ({"clusters": {"method": "dbscan"}}, "stages.segmentation.params.clusters.method"),
         ({"tiers": {"rules": [{"code": "a"}, {"code": "a"}]}}, "stages.segmentation.params.tiers"),
-        ({"tiers": {"rules": [{"code": "a", "when": {"aum": {"min": "lots"}}}]}}, "tiers.rules.0.when"),
+        ({"tiers": {"rules": [{"code": "a", "when": {"aum": {"min": "lots"}}}]}}, "tiers.rules[0].when"),
         ({"rfm": {"bins": 5, "high_score": 6}}, "stages.segmentation.params.rfm"),
         ({"colour": "red"}, "stages.segmentation.params.colour"),
         ({"clusters": {"method": "kmeans", "criterion": "bic"}}, "stages.segmentation.params.clusters"),

@@ -36,7 +36,7 @@ from relmap_utils.errors import ConfigError, StageError
 from relmap_utils.segmentation import actions as actions_module
 from relmap_utils.segmentation import clusters, migration, profiles, report, rfm, tiers
 from relmap_utils.segmentation.notices import Notice
-from relmap_utils.segmentation.params import SegmentationParams, parse_params
+from relmap_utils.segmentation.params import SegmentationParams, check_threshold_units, parse_params
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def segment_map(
     tier_result = None
     if params.tiers.rules:
         amount_columns = {name for name, unit in units.items() if unit in tiers.AMOUNT_UNITS}
+        check_threshold_units(params.tiers, amount_columns)
         tier_result = tiers.assign_tiers(table, params.tiers, amount_columns)
         table = tier_result.expression
         notices += tier_result.notices
