@@ -104,7 +104,7 @@ def test_skip_in_runs_listing(skip_run, capsys):
         main(["runs", str(skip_run["engagement"])])
     assert exit_info.value.code in (0, None)
     line = capsys.readouterr().out.splitlines()[-1]
-    assert "成功 1, 无可处理 1（无可处理：01_b）" in line
+    assert "成功 1, 无可处理 1（01_b 无可处理）" in line
 
 
 def test_skip_reason_kept_when_reused(skip_run, monkeypatch):
