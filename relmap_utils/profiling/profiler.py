@@ -4,10 +4,10 @@ A table is read in a fixed number of queries whatever its width, except
 that more than 64 sampled columns take one more query per 64:
 
 1. one query that fetches a seeded sample of about 100,000 rows (the whole
-   table when it is smaller) of every column stored as numbers, and on
-   tables that are not exact of every column, to the client, where numpy and
+   table when it is smaller) to the client. It brings every column stored
+   as numbers, and every column of a table that is not exact. numpy and
    pyarrow compute the quantiles, the Pearson correlations and the sample's
-   distinct values per column;
+   distinct values per column from it;
 2. one aggregate with the summary metrics of every column (counts, distinct,
    minimum, maximum, mean, standard deviation, lengths) and, on DuckDB, the
    histogram bins, outlier counts, zeros and negatives of the numeric
@@ -47,8 +47,8 @@ from relmap_utils.profiling.semantic import decide_type, declared_type, needs_pa
 logger = logging.getLogger(__name__)
 
 # Tables up to this many rows get exact distinct counts and quantiles. Larger
-# tables get HyperLogLog counts, because exact ones keep every value in memory
-# at once and approximate ones use a fixed amount, and quantiles of a sample.
+# tables get HyperLogLog distinct counts, whose memory stays fixed where exact
+# counts keep every value in memory at once, and quantiles of a sample.
 EXACT_LIMIT = 100_000
 # On larger tables a column whose sample shows at most this many distinct
 # values still gets an exact distinct count: its hash table stays small, and
