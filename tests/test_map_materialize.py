@@ -82,6 +82,10 @@ def test_every_feature_builds_alone(tables):
     ["related_default_rate", "cash_withdrawals_monthly_avg"],
     ["interest_education_days_since", "channel_share_mobile", "merchant_share_dining"],
     ["frequency", "monetary_value", "days_past_due", "age_band"],
+    # Without the monthly volatility, the window sums and activity come from one grouping by customer.
+    ["inflow_change", "txn_count_change", "stability_covered", "inflow_trend", "cash_withdrawals_recent",
+     "channels_used", "channel_share_mobile", "transactions_covered", "txn_count", "days_since_last_transaction"],
+    ["outflow_change", "net_flow_monthly_avg", "cash_withdrawals_monthly_avg", "months_observed"],
 ])
 def test_narrow_map_equals_whole_map(backend, tables, lazy_file, names):
     whole = pd.read_parquet(lazy_file, columns=["customer_id", *names])

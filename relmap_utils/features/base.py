@@ -201,8 +201,9 @@ class BuildContext:
         if keep_undated:
             known = value.isnull() | known
         rows = data.filter(known)
-        day = day_of(rows[column])
-        added = {DAY: day, PERIOD: self.windows.period_index(day)} if period else {DAY: day}
+        added = {DAY: day_of(rows[column])}
+        if period:
+            added[PERIOD] = self.windows.period_of(rows[column])
         return rows.mutate(**added)
 
     def customer_ids(self) -> ir.Table:
@@ -243,12 +244,16 @@ class BuildContext:
 
         def build() -> ir.Table:
             starts = self.customer_start_day().cross_join(first_day)
-            start = ibis.ifelse(
-                starts.start_day.isnull() | (starts.start_day < starts.first_day),
-                starts.first_day,
-                starts.start_day,
+            # The later of the two days, computed once: the count below compares it with every period.
+            starts = starts.select(
+                "customer_id",
+                _start=ibis.ifelse(
+                    starts.start_day.isnull() | (starts.start_day < starts.first_day),
+                    starts.first_day,
+                    starts.start_day,
+                ),
             )
-            return starts.select("customer_id", months_observed=self.windows.periods_observed(start))
+            return starts.select("customer_id", months_observed=self.windows.periods_observed(starts._start))
 
         return self.cached(f"observed_months:{key}", build)
 
@@ -280,11 +285,25 @@ def finish(table: ir.Table, included: Mapping[str, Feature]) -> ir.Table:
 def outer_parts(ctx: BuildContext, parts: list[ir.Table]) -> ir.Table:
     """Left-join per-customer tables onto every customer id; a part may lack customers."""
     table = ctx.customer_ids()
+    # One chain of joins and one projection: Ibis compiles that faster than a projection after every join.
+    joined = table
+    keys = []
     for index, part in enumerate(parts):
         key = f"_key{index}"
         part = part.rename(**{key: "customer_id"})
-        table = table.left_join(part, table.customer_id == part[key]).drop(key)
-    return table
+        joined = joined.left_join(part, table.customer_id == part[key])
+        keys.append(key)
+    return joined.drop(*keys) if keys else joined
+
+
+def only(condition: ir.BooleanValue, value: ir.Value) -> ir.Value:
+    """Return ``value`` where ``condition`` is true, NULL elsewhere (also where it is NULL).
+
+    An aggregate of it equals the aggregate with ``where=condition``
+    (aggregates skip NULLs). DuckDB computes the conditional value faster
+    than an aggregate's FILTER clause, about twice as fast on a million rows.
+    """
+    return ibis.ifelse(condition, value, ibis.null(value.type()))
 
 
 def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:

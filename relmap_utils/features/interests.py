@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import ibis.expr.types as ir
 
-from relmap_utils.features.base import DAY, BuildContext, Feature, finish, outer_parts
+from relmap_utils.features.base import DAY, BuildContext, Feature, finish, only, outer_parts
 from relmap_utils.features.spec import MapSpec, unique_codes
 
 FAMILY = "interests"
@@ -81,13 +81,13 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
         browsing = events.topic.notnull()
         if spec.interest_event_types is not None:
             browsing = browsing & events.event_type.isin(spec.interest_event_types)
-        values["topics_browsed"] = events.topic.nunique(where=browsing & in_window)
+        values["topics_browsed"] = only(browsing & in_window, events.topic).nunique()
         for code, topic in topic_codes(spec).items():
             of_topic = browsing & (events.topic == topic)
             if f"interest_{code}_count" in included:
                 values[f"interest_{code}_count"] = (of_topic & in_window).ifelse(1, 0).sum()
             if f"interest_{code}_days_since" in included:
-                values[f"_last_{code}"] = day.max(where=of_topic)
+                values[f"_last_{code}"] = only(of_topic, day).max()
     per_customer = events.group_by("customer_id").agg(**values)
     table = outer_parts(ctx, [per_customer])
 

@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 
 from relmap_utils.features import transactions
-from relmap_utils.features.base import BuildContext, Feature, finish, outer_parts, ratio
+from relmap_utils.features.base import BuildContext, Feature, finish, only, outer_parts, ratio
 from relmap_utils.features.spec import MapSpec, unique_codes
 
 FAMILY = "relations"
@@ -160,7 +160,7 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
         values: dict[str, ir.Value] = {"_relations": counted.count(), "degree": counted.related_id.nunique()}
         for code, relation_type in relation_codes(spec).items():
             if f"rel_{code}_count" in names:
-                values[f"rel_{code}_count"] = counted.related_id.nunique(where=counted.relation_type == relation_type)
+                values[f"rel_{code}_count"] = only(counted.relation_type == relation_type, counted.related_id).nunique()
         parts.append(counted.group_by("customer_id").agg(**values))
 
     shared = {code: related_type for code, related_type in shared_codes(spec).items()
@@ -168,7 +168,7 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     if shared:
         pairs = shared_pairs(ctx)
         parts.append(pairs.group_by("customer_id").agg(**{
-            f"shared_{code}_customers": pairs.other_id.nunique(where=pairs.related_type == related_type)
+            f"shared_{code}_customers": only(pairs.related_type == related_type, pairs.other_id).nunique()
             for code, related_type in shared.items()
         }))
 

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 
 from relmap_utils.features import holdings, transactions
 from relmap_utils.features.base import (
-    DAY, BuildContext, Feature, change, check_date_column, finish, outer_parts, ratio,
+    DAY, BuildContext, Feature, change, check_date_column, finish, only, outer_parts, ratio,
 )
 from relmap_utils.features.spec import MapSpec
 from relmap_utils.features.windows import day_of
@@ -106,9 +106,11 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     flow_changes = names & {"inflow_change", "outflow_change", "txn_count_change"}
     if flow_changes:
         months = transactions.observed(ctx).select("customer_id", _txn_observed="months_observed")
-        sums = [f"{measure}_{window}" for measure in ("n", "inflow", "outflow") for window in ("recent", "base")]
+        # window_sums() computes only the sums the features being built read.
+        sums = [f"{_FLOW_MEASURES[name]}_{window}" for name in sorted(flow_changes) for window in ("recent", "base")]
         parts += [months, transactions.window_sums(ctx).select("customer_id", *sums)]
-        presence.append("n_recent")
+        # A window-sum row exists exactly when the customer has transactions in the observed months.
+        presence.append(sums[0])
     if names & {"regular_income_months", "regular_income_months_recent"}:
         parts.append(transactions.salary_sources(ctx).select(
             "customer_id", "regular_income_months", "regular_income_months_recent"
@@ -160,12 +162,18 @@ def build(ctx: BuildContext, included: Mapping[str, Feature]) -> ir.Table:
     return finish(table.mutate(**values), included)
 
 
+# The measure of window_sums() that each change compares.
+_FLOW_MEASURES = {"inflow_change": "inflow", "outflow_change": "outflow", "txn_count_change": "n"}
+
+
 def _flow_changes(spec: MapSpec, table: ir.Table) -> dict[str, ir.Value]:
     observed_months = table._txn_observed.fill_null(0)
     recent_ready = observed_months >= spec.recent_months
     base_months = ibis.least(observed_months, spec.history_months) - spec.recent_months
     values = {}
-    for measure, name in (("inflow", "inflow_change"), ("outflow", "outflow_change"), ("n", "txn_count_change")):
+    for name, measure in _FLOW_MEASURES.items():
+        if f"{measure}_recent" not in table.columns:
+            continue
         recent = table[f"{measure}_recent"].fill_null(0) / spec.recent_months
         base = ratio(table[f"{measure}_base"].fill_null(0), base_months)
         values[name] = ibis.ifelse(recent_ready & (base_months > 0), change(recent, base), ibis.null("float64"))
@@ -255,7 +263,7 @@ def _contact_changes(ctx: BuildContext) -> ir.Table:
     for name, types in (("phone_changes_recent", spec.phone_relation_types),
                         ("address_changes_recent", spec.address_relation_types)):
         of_type = relations.relation_type.isin(types)
-        values[f"_{name}_first"] = known_since.min(where=of_type)
+        values[f"_{name}_first"] = only(of_type, known_since).min()
         values[f"_{name}_recent"] = (of_type & (known_since > recent_start)).ifelse(1, 0).sum()
     per_customer = relations.group_by("customer_id").agg(**values)
     changes = {}

@@ -94,6 +94,10 @@ def day_of(column: ir.Value) -> ir.IntegerValue:
     return column.epoch_days()
 
 
+def _midnight_after(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+
 def whole_years(start: ir.DateValue, as_of: dt.date) -> ir.IntegerValue:
     """Return the whole years from ``start`` to ``as_of``; NULL when ``start`` is after ``as_of``."""
     not_yet = (start.month() * 100 + start.day()) > (as_of.month * 100 + as_of.day)
@@ -139,7 +143,7 @@ class Windows:
     @property
     def end_timestamp(self) -> dt.datetime:
         """Midnight after ``as_of``: timestamps before it belong to the data of ``as_of``."""
-        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time())
+        return _midnight_after(self.as_of)
 
     def start(self, months: int) -> dt.date:
         """Return the day before the first day of the ``months``-month window (exclusive start)."""
@@ -155,6 +159,21 @@ class Windows:
         The day must already be at most ``as_of``.
         """
         branches = [(day > day_number(self.boundaries[k + 1]), k) for k in range(self.months)]
+        return ibis.cases(*branches, else_=ibis.null("int64"))
+
+    def period_of(self, column: ir.Value) -> ir.IntegerValue:
+        """Return the month period of a date or naive timestamp column, like :meth:`period_index`.
+
+        The column is compared with the periods' first instants (midnight
+        after each boundary, or the boundary date), so no row's value is
+        converted to a day number first. The value must already be at most
+        ``as_of``.
+        """
+        if column.type().is_timestamp():
+            branches = [(column >= ibis.timestamp(_midnight_after(self.boundaries[k + 1])), k)
+                        for k in range(self.months)]
+        else:
+            branches = [(column > ibis.date(self.boundaries[k + 1]), k) for k in range(self.months)]
         return ibis.cases(*branches, else_=ibis.null("int64"))
 
     def periods_observed(self, first_day: ir.IntegerValue, months: int | None = None) -> ir.IntegerValue:
