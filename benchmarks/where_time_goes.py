@@ -15,10 +15,17 @@ relationship map at one ``as_of`` the way stage 02 does on DuckDB. It prints
 each step the map is computed in (a shared table or a family, each a
 temporary table), with its seconds and rows, then the final join.
 
+With ``--map-core`` it times the phases of the map narrowed to the core
+columns of ``bench_map.py --scenarios compare`` (connect, read, build the
+expression, compile, execute) in wall and CPU seconds, and lists the
+slowest DuckDB operators of that query and of the hand-written one.
+
 Usage::
 
     .venv/bin/python benchmarks/where_time_goes.py benchmarks/.work/bank_1000000.parquet
     .venv/bin/python benchmarks/where_time_goes.py --map \
+        benchmarks/.work/map/demo-20000-1000000/run/artifacts/00_ingest/tables
+    .venv/bin/python benchmarks/where_time_goes.py --map-core \
         benchmarks/.work/map/demo-20000-1000000/run/artifacts/00_ingest/tables
 """
 
@@ -30,6 +37,7 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # Functions whose cumulative time is reported, by (file name suffix, function name).
 PASSES = {
@@ -99,15 +107,99 @@ def map_steps(tables_dir: Path, as_of: str, threads: int, memory_limit: str | No
     print(f"whole map: {finished - began:.2f} s")
 
 
+def _top_operators(connection: Any, sql: str, params: dict[str, Any] | None, count: int = 8) -> list[str]:
+    """Run ``EXPLAIN ANALYZE`` on ``sql`` and return its ``count`` slowest operators as text lines."""
+    import json
+
+    plan = json.loads(connection.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchall()[0][1])
+    found: list[tuple[float, str]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        name = node.get("operator_name") or node.get("operator_type") or "?"
+        extra = node.get("extra_info") or {}
+        detail = extra.get("Aggregates") or extra.get("Conditions") or extra.get("Projections") or ""
+        found.append((node.get("operator_timing", 0.0), f"{name.strip()} rows={node.get('operator_cardinality')} "
+                      f"{str(detail)[:90]}"))
+        for child in node.get("children", []):
+            walk(child)
+
+    for child in plan.get("children", []):
+        walk(child)
+    found.sort(reverse=True)
+    lines = [f"DuckDB: {plan.get('latency', 0):.3f} s latency, {plan.get('cpu_time', 0):.3f} s CPU (all threads)"]
+    lines += [f"  {seconds:.3f} s  {text}" for seconds, text in found[:count]]
+    return lines
+
+
+def map_core(tables_dir: Path, as_of: str, threads: int) -> None:
+    """Time each phase of relmap's narrowed map (the benchmark's ``relmap_core``) and of the hand-written query.
+
+    Prints the wall and CPU seconds of connecting, reading the tables,
+    building the Ibis expression, compiling it to SQL and executing it into
+    Parquet, then the slowest DuckDB operators of each query.
+    """
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import duckdb
+    import ibis.backends.duckdb  # noqa: F401  (imported before the clock, as in bench_map.py)
+
+    import bench_map
+    from relmap_utils.features import MapSpec, build_map
+    from relmap_utils.spark import read_tables
+
+    marks = [("start", time.perf_counter(), time.process_time())]
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter(), time.process_time()))
+
+    with tempfile.TemporaryDirectory() as scratch:
+        backend = bench_map._connect(threads)
+        mark("connect")
+        tables = read_tables(backend, tables_dir, bench_map.CORE_TABLES)
+        mark("read_tables (views)")
+        expression = build_map(tables, as_of, MapSpec(), "Asia/Shanghai", features=bench_map.CORE_COLUMNS)
+        expression = expression.drop("as_of").order_by("customer_id")
+        mark("build the Ibis expression")
+        sql = backend.compile(expression)
+        mark("compile to SQL")
+        backend.raw_sql(f"COPY ({sql}) TO '{Path(scratch) / 'map.parquet'}' (FORMAT parquet)")
+        mark("execute and write Parquet")
+    print("relmap_core, phase by phase:")
+    print("| phase | wall s | CPU s |")
+    print("|---|---|---|")
+    for (_, wall0, cpu0), (name, wall, cpu) in zip(marks, marks[1:]):
+        print(f"| {name} | {wall - wall0:.3f} | {cpu - cpu0:.3f} |")
+    print(f"| total | {marks[-1][1] - marks[0][1]:.3f} | {marks[-1][2] - marks[0][2]:.3f} |")
+    print(f"compiled SQL: {len(sql):,} characters")
+    for line in _top_operators(backend.con, sql, None):
+        print(line)
+
+    day = bench_map.dt.date.fromisoformat(as_of)
+    connection = duckdb.connect(config={"threads": threads})
+    params = {name: str(tables_dir / f"{name}.parquet") for name in bench_map.CORE_TABLES}
+    params.update(end=bench_map.dt.datetime.combine(day + bench_map.dt.timedelta(days=1), bench_map.dt.time()),
+                  as_of=day, as_of_month=day.year * 12 + day.month)
+    print("hand-written query (bench_map.DUCKDB_CORE_SQL):")
+    for line in _top_operators(connection, bench_map.DUCKDB_CORE_SQL, params):
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="Parquet file to profile (with --map: folder of canonical tables)")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
     parser.add_argument("--save", type=Path, help="also write the raw cProfile data to this file")
     parser.add_argument("--map", action="store_true", help="time the relationship map's steps instead")
+    parser.add_argument("--map-core", action="store_true",
+                        help="time the phases of the map narrowed to the benchmark's core columns, and show the "
+                        "slowest DuckDB operators of it and of the hand-written query")
     parser.add_argument("--as-of", default="2024-06-30", help="map date with --map (default 2024-06-30)")
     parser.add_argument("--memory-limit", help="DuckDB memory_limit with --map, for example 4GB")
     args = parser.parse_args(argv)
+    if args.map_core:
+        map_core(args.data, args.as_of, args.threads)
+        return 0
     if args.map:
         map_steps(args.data, args.as_of, args.threads, args.memory_limit)
         return 0
