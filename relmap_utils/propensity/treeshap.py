@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - numba is a pinned dependency
     def njit(*args: Any, **kwargs: Any) -> Any:
         return (lambda function: function) if not args or not callable(args[0]) else args[0]
 
-MAX_DEPTH = 64
+DENSE_BITS = 12  # leaves with at most this many distinct path features keep a table of every row pattern
 
 
 def supports(model: Any) -> bool:
@@ -44,7 +44,13 @@ def supports(model: Any) -> bool:
 
 
 class _Forest:
-    """The model's trees as flat arrays, and each leaf's path from the root."""
+    """The model's trees as flat arrays: split rules, each leaf's path, and a root-first node order.
+
+    Along a root-to-leaf path the distinct features are numbered in the order
+    they first appear, so a node's number (``node_unique``) is the same for
+    every leaf below it. That lets one walk of a tree per row build the side
+    mask of every leaf at once.
+    """
 
     def __init__(self, model: Any) -> None:
         known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
@@ -54,6 +60,7 @@ class _Forest:
         bitsets, leaf_value, starts, lengths, path_node, path_left, path_unique, unique_features = \
             [], [], [], [], [], [], [], []
         unique_starts, unique_counts = [], []
+        order, tree_starts, left_child, right_child, node_unique, node_leaf = [], [], [], [], [], []
         offset, bitset_offset = 0, 0
         for iteration in model._predictors:
             tree = iteration[0]
@@ -65,29 +72,39 @@ class _Forest:
             missing_left.append(nodes["missing_go_to_left"].astype(np.bool_))
             categorical.append(nodes["is_categorical"].astype(np.bool_))
             bitset.append(nodes["bitset_idx"].astype(np.int64) + bitset_offset)
-            stack = [(0, [])]
+            left_child.append(nodes["left"].astype(np.int64) + offset)
+            right_child.append(nodes["right"].astype(np.int64) + offset)
+            own_unique = np.full(len(nodes), -1, dtype=np.int64)
+            own_leaf = np.full(len(nodes), -1, dtype=np.int64)
+            tree_starts.append(len(order))
+            # Depth-first from the root, left child first: a node always comes before its children.
+            stack: list[tuple[int, list[tuple[int, bool]], list[int]]] = [(0, [], [])]
             while stack:
-                node, path = stack.pop()
+                node, path, seen = stack.pop()
+                order.append(node + offset)
                 if nodes["is_leaf"][node]:
+                    own_leaf[node] = len(leaf_value)
                     leaf_value.append(float(nodes["value"][node]))
                     starts.append(len(path_node))
                     lengths.append(len(path))
-                    seen: list[int] = []
                     for ancestor, left in path:
-                        column = int(nodes["feature_idx"][ancestor])
-                        if column not in seen:
-                            seen.append(column)
                         path_node.append(ancestor + offset)
                         path_left.append(left)
-                        path_unique.append(seen.index(column))
+                        path_unique.append(int(own_unique[ancestor]))
                     unique_starts.append(len(unique_features))
                     unique_counts.append(len(seen))
                     unique_features.extend(seen)
                     continue
-                stack.append((int(nodes["left"][node]), path + [(node, True)]))
-                stack.append((int(nodes["right"][node]), path + [(node, False)]))
+                column = int(nodes["feature_idx"][node])
+                below = seen if column in seen else seen + [column]
+                own_unique[node] = below.index(column)
+                stack.append((int(nodes["right"][node]), path + [(node, False)], below))
+                stack.append((int(nodes["left"][node]), path + [(node, True)], below))
+            node_unique.append(own_unique)
+            node_leaf.append(own_leaf)
             offset += len(nodes)
             bitset_offset += len(raw)
+        tree_starts.append(len(order))
         self.feature = np.concatenate(feature)
         self.threshold = np.concatenate(threshold)
         self.missing_left = np.concatenate(missing_left)
@@ -106,6 +123,24 @@ class _Forest:
         self.unique_starts = np.asarray(unique_starts, dtype=np.int64)
         self.unique_counts = np.asarray(unique_counts, dtype=np.int64)
         self.unique_features = np.asarray(unique_features, dtype=np.int64)
+        self.order = np.asarray(order, dtype=np.int64)
+        self.tree_starts = np.asarray(tree_starts, dtype=np.int64)
+        self.left = np.concatenate(left_child)
+        self.right = np.concatenate(right_child)
+        self.node_unique = np.concatenate(node_unique)
+        self.node_leaf = np.concatenate(node_leaf)
+        # Room for the tables of the leaves of one tree (every tree reuses it).
+        dense = np.where(self.unique_counts <= DENSE_BITS, np.int64(1) << self.unique_counts, 0)
+        self.table_start = np.zeros(len(leaf_value), dtype=np.int64)
+        self.table_size = 1
+        tree_of_leaf = np.repeat(np.arange(len(tree_starts) - 1),
+                                 [int((self.node_leaf[self.order[a:b]] >= 0).sum())
+                                  for a, b in zip(tree_starts[:-1], tree_starts[1:])])
+        for tree_index in np.unique(tree_of_leaf):
+            leaves = np.flatnonzero(tree_of_leaf == tree_index)
+            sizes = dense[leaves]
+            self.table_start[leaves] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            self.table_size = max(self.table_size, int(sizes.sum()))
 
 
 def _weights(depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +156,7 @@ def _weights(depth: int) -> tuple[np.ndarray, np.ndarray]:
     return positive, negative
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _goes_left(node, value, feature, threshold, missing_left, categorical, bitset, raw_bitsets, known, f_idx_map):
     if np.isnan(value):
         return missing_left[node]
@@ -138,85 +173,153 @@ def _goes_left(node, value, feature, threshold, missing_left, categorical, bitse
 
 
 @njit(cache=True)
-def _side_masks(rows, leaf, starts, lengths, path_node, path_left, path_unique, unique_counts,
-                feature, threshold, missing_left, categorical, bitset, raw_bitsets, known, f_idx_map):
-    # Bit u of the result is set when the row alone reaches the leaf through every split on unique feature u.
-    result = np.empty(rows.shape[0], dtype=np.int64)
-    start, length = starts[leaf], lengths[leaf]
-    full = (np.int64(1) << unique_counts[leaf]) - 1
-    for r in range(rows.shape[0]):
-        mask = full
-        for k in range(start, start + length):
-            node = path_node[k]
-            left = _goes_left(node, rows[r, feature[node]], feature, threshold, missing_left, categorical, bitset,
-                              raw_bitsets, known, f_idx_map)
-            if left != path_left[k]:
-                mask &= ~(np.int64(1) << path_unique[k])
-        result[r] = mask
-    return result
+def _background_patterns(background, starts, lengths, path_node, path_left, path_unique, unique_counts, feature,
+                         threshold, missing_left, categorical, bitset, raw_bitsets, known, f_idx_map):
+    """Per leaf, the distinct side masks of the background rows and how many rows have each.
 
-
-@njit(cache=True, nogil=True)
-def _shap_kernel(matrix, background, width, leaf_value, starts, lengths, path_node, path_left, path_unique,
-                 unique_starts, unique_counts, unique_features, feature, threshold, missing_left, categorical,
-                 bitset, raw_bitsets, known, f_idx_map, positive, negative):
-    rows = matrix.shape[0]
-    phi = np.zeros((rows, width))
+    Bit u of a side mask is set when the row alone reaches the leaf through
+    every split on the leaf's u-th path feature.
+    """
+    n_leaves = starts.shape[0]
     n_background = background.shape[0]
-    patterns = np.empty(n_background, dtype=np.int64)
-    weights = np.empty(n_background, dtype=np.float64)
-    for leaf in range(leaf_value.shape[0]):
-        count = unique_counts[leaf]
-        full = (np.int64(1) << count) - 1
-        x_masks = _side_masks(matrix, leaf, starts, lengths, path_node, path_left, path_unique, unique_counts,
-                              feature, threshold, missing_left, categorical, bitset, raw_bitsets, known, f_idx_map)
-        z_masks = _side_masks(background, leaf, starts, lengths, path_node, path_left, path_unique, unique_counts,
-                              feature, threshold, missing_left, categorical, bitset, raw_bitsets, known, f_idx_map)
-        # Background rows with the same side mask contribute alike: group them.
-        distinct = 0
-        for j in range(n_background):
+    pattern_start = np.zeros(n_leaves + 1, dtype=np.int64)
+    patterns = np.empty(n_leaves * max(n_background, 1), dtype=np.int64)
+    counts = np.empty(n_leaves * max(n_background, 1), dtype=np.float64)
+    masks = np.empty(n_background, dtype=np.int64)
+    filled = 0
+    for leaf in range(n_leaves):
+        start, length = starts[leaf], lengths[leaf]
+        full = (np.int64(1) << unique_counts[leaf]) - 1
+        for r in range(n_background):
+            mask = full
+            for k in range(start, start + length):
+                node = path_node[k]
+                left = _goes_left(node, background[r, feature[node]], feature, threshold, missing_left, categorical,
+                                  bitset, raw_bitsets, known, f_idx_map)
+                if left != path_left[k]:
+                    mask &= ~(np.int64(1) << path_unique[k])
+            masks[r] = mask
+        # Background rows with the same side mask contribute alike: group them, in order of first appearance.
+        first = filled
+        for r in range(n_background):
             found = -1
-            for d in range(distinct):
-                if patterns[d] == z_masks[j]:
+            for d in range(first, filled):
+                if patterns[d] == masks[r]:
                     found = d
                     break
             if found < 0:
-                patterns[distinct] = z_masks[j]
-                weights[distinct] = 1.0
-                distinct += 1
+                patterns[filled] = masks[r]
+                counts[filled] = 1.0
+                filled += 1
             else:
-                weights[found] += 1.0
-        value = leaf_value[leaf]
-        base = unique_starts[leaf]
+                counts[found] += 1.0
+        pattern_start[leaf + 1] = filled
+    return pattern_start, patterns[:filled], counts[:filled]
+
+
+@njit(cache=True, nogil=True)
+def _leaf_shares(x_mask, leaf, out, leaf_value, unique_counts, pattern_start, patterns, counts, n_background,
+                 positive, negative):
+    """Write into ``out[:count]`` the leaf's Shapley shares of its path features for a row with ``x_mask``.
+
+    Returns False when every share is zero (no background row completes the row's path).
+    """
+    count = unique_counts[leaf]
+    full = (np.int64(1) << count) - 1
+    for u in range(count):
+        out[u] = 0.0
+    value = leaf_value[leaf]
+    any_share = False
+    for d in range(pattern_start[leaf], pattern_start[leaf + 1]):
+        z_mask = patterns[d]
+        if (x_mask | z_mask) != full:
+            continue  # some feature reaches the leaf from neither row
+        only_x = x_mask & ~z_mask
+        only_z = z_mask & ~x_mask
+        a = 0
+        b = 0
+        for u in range(count):
+            if (only_x >> u) & 1:
+                a += 1
+            elif (only_z >> u) & 1:
+                b += 1
+        if a == 0 and b == 0:
+            continue
+        any_share = True
+        share = value * counts[d] / n_background
+        for u in range(count):
+            if (only_x >> u) & 1:
+                out[u] += share * positive[a, b]
+            elif (only_z >> u) & 1:
+                out[u] -= share * negative[a, b]
+    return any_share
+
+
+@njit(cache=True, nogil=True)
+def _shap_kernel(matrix, width, n_background, leaf_value, unique_starts, unique_counts, unique_features,
+                 pattern_start, patterns, counts, order, tree_starts, left_child, right_child, node_unique,
+                 node_leaf, table_start, table_size, feature, threshold, missing_left, categorical, bitset,
+                 raw_bitsets, known, f_idx_map, positive, negative, dense_bits):
+    rows = matrix.shape[0]
+    phi = np.zeros((rows, width))
+    n_nodes = left_child.shape[0]
+    node_mask = np.empty(n_nodes, dtype=np.int64)
+    # A leaf's shares depend on the row only through its side mask: each mask's shares are computed once
+    # per tree and chunk (state 0 not yet, 1 all zero, 2 stored), for leaves with few path features.
+    max_count = 1
+    for leaf in range(unique_counts.shape[0]):
+        max_count = max(max_count, unique_counts[leaf])
+    state = np.empty(table_size, dtype=np.int8)
+    table = np.empty((table_size, max_count))
+    shares = np.empty(max_count)
+    for tree in range(tree_starts.shape[0] - 1):
+        first, last = tree_starts[tree], tree_starts[tree + 1]
+        root = order[first]
+        state[:] = 0
         for i in range(rows):
-            x_mask = x_masks[i]
-            for d in range(distinct):
-                z_mask = patterns[d]
-                if (x_mask | z_mask) != full:
-                    continue  # some feature reaches the leaf from neither row
-                only_x = x_mask & ~z_mask
-                only_z = z_mask & ~x_mask
-                a = 0
-                b = 0
-                for u in range(count):
-                    if (only_x >> u) & 1:
-                        a += 1
-                    elif (only_z >> u) & 1:
-                        b += 1
-                if a == 0 and b == 0:
+            node_mask[root] = -1
+            for k in range(first, last):
+                node = order[k]
+                mask = node_mask[node]
+                leaf = node_leaf[node]
+                if leaf < 0:
+                    bit = np.int64(1) << node_unique[node]
+                    if _goes_left(node, matrix[i, feature[node]], feature, threshold, missing_left, categorical,
+                                  bitset, raw_bitsets, known, f_idx_map):
+                        node_mask[left_child[node]] = mask
+                        node_mask[right_child[node]] = mask & ~bit
+                    else:
+                        node_mask[left_child[node]] = mask & ~bit
+                        node_mask[right_child[node]] = mask
                     continue
-                share = value * weights[d] / n_background
-                for u in range(count):
-                    if (only_x >> u) & 1:
-                        phi[i, unique_features[base + u]] += share * positive[a, b]
-                    elif (only_z >> u) & 1:
-                        phi[i, unique_features[base + u]] -= share * negative[a, b]
+                count = unique_counts[leaf]
+                x_mask = mask & ((np.int64(1) << count) - 1)
+                base = unique_starts[leaf]
+                if count <= dense_bits:
+                    slot = table_start[leaf] + x_mask
+                    if state[slot] == 0:
+                        nonzero = _leaf_shares(x_mask, leaf, table[slot], leaf_value, unique_counts, pattern_start,
+                                               patterns, counts, n_background, positive, negative)
+                        state[slot] = 2 if nonzero else 1
+                    if state[slot] == 2:
+                        for u in range(count):
+                            phi[i, unique_features[base + u]] += table[slot, u]
+                elif _leaf_shares(x_mask, leaf, shares, leaf_value, unique_counts, pattern_start, patterns, counts,
+                                  n_background, positive, negative):
+                    for u in range(count):
+                        phi[i, unique_features[base + u]] += shares[u]
     return phi
 
 
 def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chunk: int = 5000,
                      workers: int = 1) -> np.ndarray:
     """Return interventional SHAP values (raw output scale) of ``matrix`` rows against ``background``.
+
+    The background's side masks are computed once per leaf; then each row
+    walks every tree once, and a leaf's shares are computed once per
+    distinct side mask of the explained rows (per chunk) and added to every
+    row with that mask. Chunks run on ``workers`` threads; a row's values do
+    not depend on the chunking.
 
     Parameters
     ----------
@@ -237,13 +340,18 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
     order = internal_order(model, matrix.shape[1])
     matrix = np.ascontiguousarray(_internal(model, matrix), dtype=np.float64)
     background = np.ascontiguousarray(_internal(model, background), dtype=np.float64)
+    rules = (forest.feature, forest.threshold, forest.missing_left, forest.categorical, forest.bitset,
+             forest.raw_bitsets, forest.known, forest.f_idx_map)
+    pattern_start, patterns, counts = _background_patterns(
+        background, forest.starts, forest.lengths, forest.path_node, forest.path_left, forest.path_unique,
+        forest.unique_counts, *rules)
+
     def run(start: int) -> np.ndarray:
         return _shap_kernel(
-            matrix[start:start + chunk], background, matrix.shape[1], forest.leaf_value, forest.starts,
-            forest.lengths, forest.path_node, forest.path_left, forest.path_unique, forest.unique_starts,
-            forest.unique_counts, forest.unique_features, forest.feature, forest.threshold, forest.missing_left,
-            forest.categorical, forest.bitset, forest.raw_bitsets, forest.known, forest.f_idx_map, positive,
-            negative)
+            matrix[start:start + chunk], matrix.shape[1], len(background), forest.leaf_value, forest.unique_starts,
+            forest.unique_counts, forest.unique_features, pattern_start, patterns, counts, forest.order,
+            forest.tree_starts, forest.left, forest.right, forest.node_unique, forest.node_leaf,
+            forest.table_start, forest.table_size, *rules, positive, negative, DENSE_BITS)
 
     starts = range(0, len(matrix), chunk)
     if workers > 1 and len(starts) > 1:
