@@ -199,6 +199,19 @@ def test_tree_path_equals_enumeration_of_every_coalition():
     np.testing.assert_allclose(fast, brute, atol=1e-9)
 
 
+def test_tree_path_same_for_any_chunking_and_for_leaves_without_a_table(monkeypatch):
+    model, matrix = _random_model()
+    rows, background = matrix[100:180], matrix[:30]
+    whole = treeshap.tree_shap_values(model, rows, background, chunk=len(rows))
+
+    chunked = treeshap.tree_shap_values(model, rows, background, chunk=7, workers=2)
+    monkeypatch.setattr(treeshap, "DENSE_BITS", 0)  # every leaf computed row by row
+    direct = treeshap.tree_shap_values(model, rows, background, chunk=len(rows))
+
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_allclose(direct, whole, atol=1e-12)
+
+
 def test_permutation_fallback_is_additive():
     model, matrix = _random_model()
     rows, background = matrix[:15], matrix[20:40]
@@ -219,6 +232,30 @@ def test_reason_sentences_are_bilingual():
     assert codes.loc[0, "reason_1_en"] == "children's education pages browsed is 12"
     assert codes.loc[0, "reason_2_zh"] == "城市为“上海”"
     assert codes.loc[0, "reason_3_zh"] == ""
+
+
+def test_reason_codes_equal_sentence_by_sentence():
+    frame = pd.DataFrame({
+        "amount": [1.5, np.nan, 12345.0, 1.5, 2.0],
+        "flag": pd.array([True, None, False, True, True], dtype="boolean"),
+        "city": pd.Series(["上海", None, "北京", "上海", "上海"], dtype="string"),
+        "count": pd.array([3, None, 4, 3, 5], dtype="Int64"),
+        "plain": [1, 2, 3, 1, 4],
+    })
+    features = list(frame.columns)
+    dictionary = {"amount": {"zh_CN": "金额", "en": "amount", "unit": "yuan"}}
+    values = np.random.default_rng(3).normal(size=(len(frame), len(features)))
+
+    codes = explain.reason_codes(values, frame, features, dictionary)
+
+    for row in range(len(frame)):
+        ranked = [i for i in np.argsort(-values[row], kind="stable")[:3] if values[row, i] > 0]
+        for rank in range(3):
+            name = features[ranked[rank]] if rank < len(ranked) else ""
+            assert codes.loc[row, f"reason_{rank + 1}_feature"] == name
+            for locale, suffix in (("zh_CN", "zh"), ("en", "en")):
+                expected = explain._sentence(name, frame.at[row, name], 0.0, dictionary, locale) if name else ""
+                assert codes.loc[row, f"reason_{rank + 1}_{suffix}"] == expected
 
 
 # ----------------------------------------------------------------- model files

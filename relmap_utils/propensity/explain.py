@@ -237,20 +237,30 @@ def reason_codes(
         in the row order of ``frame``. A customer with fewer positive
         contributions gets empty texts.
     """
-    columns: dict[str, list[str]] = {}
-    for rank in range(1, top + 1):
-        for suffix in ("feature", "zh", "en"):
-            columns[f"reason_{rank}_{suffix}"] = []
-    order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    values = np.asarray(values, dtype=float)
+    rows = len(values)
     records = frame.reset_index(drop=True)
-    for row in range(len(values)):
-        for rank in range(top):
-            position = order[row, rank] if rank < order.shape[1] else -1
-            name = features[position] if position >= 0 and values[row, position] > 0 else ""
-            columns[f"reason_{rank + 1}_feature"].append(name)
-            for locale, suffix in (("zh_CN", "zh"), ("en", "en")):
-                text = _sentence(name, records.at[row, name], values[row, position], dictionary, locale) if name else ""
-                columns[f"reason_{rank + 1}_{suffix}"].append(text)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    every = np.arange(rows)
+    columns: dict[str, np.ndarray] = {}
+    for rank in range(top):
+        named = np.full(rows, "", dtype=object)
+        texts = {"zh": np.full(rows, "", dtype=object), "en": np.full(rows, "", dtype=object)}
+        if rank < order.shape[1]:
+            position = order[:, rank]
+            chosen = values[every, position] > 0
+            # One pass per feature: its sentences are written once per distinct value and shared by the rows.
+            for index in np.unique(position[chosen]):
+                name = features[index]
+                hit = np.flatnonzero(chosen & (position == index))
+                named[hit] = name
+                codes, distinct = pd.factorize(records[name].iloc[hit], use_na_sentinel=False)
+                for locale, suffix in (("zh_CN", "zh"), ("en", "en")):
+                    texts[suffix][hit] = np.asarray(
+                        [_sentence(name, value, 0.0, dictionary, locale) for value in distinct], dtype=object)[codes]
+        columns[f"reason_{rank + 1}_feature"] = named
+        columns[f"reason_{rank + 1}_zh"] = texts["zh"]
+        columns[f"reason_{rank + 1}_en"] = texts["en"]
     return pd.DataFrame(columns)
 
 
