@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - numba is a pinned dependency
     def njit(*args: Any, **kwargs: Any) -> Any:
         return (lambda function: function) if not args or not callable(args[0]) else args[0]
 
-DENSE_BITS = 12  # leaves with at most this many distinct path features keep a table of every row pattern
+DENSE_BITS = 12  # Leaves with at most this many distinct path features keep a table of shares per side mask.
 
 
 def supports(model: Any) -> bool:
@@ -222,7 +222,7 @@ def _leaf_shares(x_mask, leaf, out, leaf_value, unique_counts, pattern_start, pa
                  positive, negative):
     """Write into ``out[:count]`` the leaf's Shapley shares of its path features for a row with ``x_mask``.
 
-    Returns False when every share is zero (no background row completes the row's path).
+    Return False when every share is zero, because no background row completes the row's path.
     """
     count = unique_counts[leaf]
     full = (np.int64(1) << count) - 1
@@ -264,8 +264,8 @@ def _shap_kernel(matrix, width, n_background, leaf_value, unique_starts, unique_
     phi = np.zeros((rows, width))
     n_nodes = left_child.shape[0]
     node_mask = np.empty(n_nodes, dtype=np.int64)
-    # A leaf's shares depend on the row only through its side mask: each mask's shares are computed once
-    # per tree and chunk (state 0 not yet, 1 all zero, 2 stored), for leaves with few path features.
+    # A leaf's shares depend on the row only through its side mask, so each mask's shares are computed once
+    # per tree and chunk. The state of a table slot is 0 (not computed), 1 (all zero) or 2 (stored).
     max_count = 1
     for leaf in range(unique_counts.shape[0]):
         max_count = max(max_count, unique_counts[leaf])
@@ -315,11 +315,11 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
                      workers: int = 1) -> np.ndarray:
     """Return interventional SHAP values (raw output scale) of ``matrix`` rows against ``background``.
 
-    The background's side masks are computed once per leaf; then each row
+    The background's side masks are computed once per leaf. Each row then
     walks every tree once, and a leaf's shares are computed once per
     distinct side mask of the explained rows (per chunk) and added to every
-    row with that mask. Chunks run on ``workers`` threads; a row's values do
-    not depend on the chunking.
+    row with that mask. Chunks run on ``workers`` threads, and a row's
+    values do not depend on the chunking.
 
     Parameters
     ----------
