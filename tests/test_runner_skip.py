@@ -151,3 +151,34 @@ def test_cli_run_prints_reason(skip_run, capsys, monkeypatch):
 )
 def test_overview_stage_note(entry, locale, expected):
     assert stage_note(entry, locale) == expected
+
+
+def test_overview_shows_reason(tmp_path, monkeypatch):
+    import shutil
+
+    from relmap_utils.dashboard import render
+    from relmap_utils.dashboard.overview import OverviewPage
+    from relmap_utils.dashboard.run import open_run
+    from relmap_utils.paths import ENGAGEMENTS_DIR
+
+    shown: list[str] = []
+    monkeypatch.setattr(render, "display_html", shown.append)
+    engagement = tmp_path / "acme"
+    run_dir = engagement / "runs" / "20260101-090000"
+    (run_dir / "artifacts" / "04_propensity").mkdir(parents=True)
+    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", engagement / "engagement.yaml")
+    shutil.copy(ENGAGEMENTS_DIR / "demo" / "engagement.yaml", run_dir / "engagement.yaml")
+    reason = {"key": "propensity.no_labels", "message_zh": "没有标签表，无需建模。", "message_en": "No labels."}
+    entry = {"key": "propensity", "id": "04_propensity", "status": "nothing_to_do", "duration_seconds": 2.0,
+             "skip_reason": reason}
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": run_dir.name, "status": "succeeded",
+                                                       "stages": [entry]}), encoding="utf-8")
+    page = OverviewPage(open_run(run_dir))
+
+    page.stages()
+    page.key_findings()
+
+    markup = "".join(shown)
+    assert "无可处理" in markup
+    assert markup.count("没有标签表，无需建模。") == 2
+    assert "说明" in markup

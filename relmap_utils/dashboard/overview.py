@@ -22,7 +22,7 @@ from relmap_utils.dashboard.pages import REPORTS_DIR, Page, registered_pages
 from relmap_utils.dashboard.run import SHOWN_STATUSES, DashboardRun, open_run
 from relmap_utils.dashboard.widgets import Filters, filtered_section
 from relmap_utils.i18n import tr
-from relmap_utils.manifest import skip_reason_text
+from relmap_utils.manifest import NOTHING_TO_DO, skip_reason_text
 
 PROFILING_STAGE = "01_profiling"
 MAP_STAGE = "02_map"
@@ -197,6 +197,13 @@ class OverviewPage:
         parts = [render.heading(tr("dashboard.overview.key_findings"))]
         shown = 0
         for entry in self.run.stage_entries():
+            if entry.get("status") == NOTHING_TO_DO:
+                # The stage ran but had nothing to process: its reason is the finding.
+                shown += 1
+                title = render.escape(stage_title(entry, self.pages))
+                parts.append(f"<div class=\"relmap-page\"><h3>{title}</h3></div>")
+                parts.append(render.note(stage_note(entry, locale)))
+                continue
             if entry.get("status") not in SHOWN_STATUSES:
                 continue
             summary = self.run.summary(str(entry.get("id")))
