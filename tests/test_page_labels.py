@@ -27,7 +27,7 @@ from relmap_utils.segmentation import report as segmentation_report
         ("T", "首次消费至今天数", "days since the first purchase"),
         ("age_band", "年龄段", "age band"),
         ("channel_share_mobile", "手机银行交易占比", "share of mobile banking transactions"),
-        ("interest_education_count", "浏览子女教育资讯次数", "children's education pages browsed"),
+        ("interest_education_count", "浏览子女教育类内容次数", "children's education pages browsed"),
         ("wealth_balance", "理财余额", "wealth management balance"),
         ("rel_device_count", "关联对象数（设备）", "related parties (device)"),
     ],
@@ -40,6 +40,17 @@ def test_feature_label_names(name, chinese, english):
 def test_feature_label_unknown_code_kept():
     assert feature_label("merchant_share_wechat", "zh_CN") == "wechat消费占比"
     assert feature_label("campaign_x", "zh_CN") == "campaign_x"
+
+
+def test_reason_keeps_label_same_as_column():
+    frame = pd.DataFrame({"city": ["武汉"]})
+    dictionary = {"city": {"zh_CN": "客户属性：城市（客户主数据的提取值）", "en": "Customer attribute: city (extraction-time value)",
+                           "unit": "category"}}
+
+    codes = explain.reason_codes(np.array([[0.4]]), frame, ["city"], dictionary, top=1)
+
+    assert codes.loc[0, "reason_1_zh"] == "城市为“武汉”"
+    assert codes.loc[0, "reason_1_en"] == 'city is "武汉"'
 
 
 def test_feature_label_from_dictionary_head():

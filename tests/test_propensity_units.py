@@ -228,7 +228,7 @@ def test_reason_sentences_are_bilingual():
 
     codes = explain.reason_codes(values, frame, ["interest_education_count", "city"], dictionary)
 
-    assert codes.loc[0, "reason_1_zh"] == "浏览子女教育资讯次数为 12"
+    assert codes.loc[0, "reason_1_zh"] == "浏览子女教育类内容次数为 12"
     assert codes.loc[0, "reason_1_en"] == "children's education pages browsed is 12"
     assert codes.loc[0, "reason_2_zh"] == "城市为“上海”"
     assert codes.loc[0, "reason_3_zh"] == ""

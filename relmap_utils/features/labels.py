@@ -66,6 +66,13 @@ def code_label(kind: str, code: str, locale: str | None = None) -> str:
     return _known(f"labels.code.{kind}.{code}", locale) or code
 
 
+def is_labelled(name: str) -> bool:
+    """Return True when the catalogs name ``name``, even where the name reads the same as the column (``city``)."""
+    if _known(f"labels.feature.{name}", "zh_CN"):
+        return True
+    return any(pattern.match(name) for pattern, *_ in _PATTERNS)
+
+
 def feature_label(name: str, locale: str | None = None, dictionary: pd.DataFrame | None = None) -> str:
     """Return the short display name of a map feature in ``locale``.
 

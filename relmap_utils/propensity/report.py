@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from relmap_utils import charts
-from relmap_utils.features.labels import feature_label, value_label
+from relmap_utils.features.labels import feature_label, is_labelled, value_label
 from relmap_utils.i18n import get_locale, tr
 
 # Product code -> {"zh_CN": name, "en": name}.
@@ -149,10 +149,9 @@ def importance_chart(importance: pd.DataFrame, product: str, dictionary: dict[st
 
 
 def _feature_name(name: str, locale: str, dictionary: Mapping[str, Mapping[str, str]] | None) -> str:
-    label = feature_label(name, locale)
-    if label == name:
-        label = (dictionary or {}).get(name, {}).get(locale) or name
-    return label
+    if is_labelled(name):
+        return feature_label(name, locale)
+    return (dictionary or {}).get(name, {}).get(locale) or name
 
 
 def show_importance(outcome: dict[str, Any]) -> None:

@@ -101,14 +101,14 @@ def risk_mix(table: Any, kind: str) -> pd.DataFrame:
 def feature_label(name: str, locale: str, dictionary: pd.DataFrame | None = None) -> str:
     """Return a short label of a map feature: the segmentation catalog's, the map's label, or the dictionary's."""
     from relmap_utils.features.labels import feature_label as map_feature_label
+    from relmap_utils.features.labels import is_labelled
 
     key = f"segmentation.feature.{name}"
     text = tr(key, locale=locale)
     if text != key:
         return text
-    text = map_feature_label(name, locale)
-    if text != name:
-        return text
+    if is_labelled(name):
+        return map_feature_label(name, locale)
     if dictionary is not None and not dictionary.empty:
         row = dictionary[dictionary["name"] == name]
         if not row.empty:
