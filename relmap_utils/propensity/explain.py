@@ -267,12 +267,10 @@ def reason_codes(
 def _sentence(feature: str, value: Any, contribution: float, dictionary: Mapping[str, Mapping[str, str]],
               locale: str) -> str:
     # Short names and readable values ("年龄段为“45-54岁”"), never the map's column names or codes.
-    from relmap_utils.features.labels import feature_label, format_value, is_flag, is_missing
+    from relmap_utils.features.labels import feature_label, format_value, is_flag, is_labelled, is_missing
 
     entry = dictionary.get(feature, {})
-    label = feature_label(feature, locale)
-    if label == feature:
-        label = entry.get(locale) or feature
+    label = feature_label(feature, locale) if is_labelled(feature) else entry.get(locale) or feature
     if is_missing(value):
         return tr("propensity.reason.missing", locale=locale, feature=label)
     if isinstance(value, (bool, np.bool_)) or is_flag(feature):
