@@ -82,6 +82,21 @@ class Msg:
         return f"Msg({self.key!r}, {self.params!r})"
 
 
+class LocalText(Msg):
+    """A text that already exists in each language (for example read from an artifact), used like a :class:`Msg`."""
+
+    def __init__(self, texts: dict[str, str], /) -> None:
+        super().__init__("", **texts)
+        self.texts = {name: text for name, text in texts.items() if text}
+
+    def render(self, locale: str | None = None) -> str:
+        locale = locale or get_locale()
+        return self.texts.get(locale) or next(iter(self.texts.values()), "")
+
+    def __repr__(self) -> str:
+        return f"LocalText({self.texts!r})"
+
+
 def _render_param(value: Any, locale: str) -> Any:
     if isinstance(value, Msg):
         return value.render(locale)

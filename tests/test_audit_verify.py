@@ -375,3 +375,18 @@ def test_notebook_exception_and_missing_metadata():
     assert [f.code for f in check_notebook(_notebook([_code(1)], exception=True), "n", None)] == ["notebook_exception"]
     assert [f.code for f in check_notebook({"metadata": {}, "cells": []}, "n", None)] == ["notebook_not_papermill"]
     assert [f.code for f in check_notebook(None, "n", None)] == ["notebook_unreadable"]
+
+
+def test_stage_with_nothing_to_do_is_a_note_not_an_error():
+    from relmap_utils.audit.verify import _check_statuses
+
+    reason = {"reason": "no_labels", "message_zh": "没有产品购买标签", "message_en": "no take-up labels"}
+    manifest = {"status": "succeeded", "stages": [
+        {"id": "02_map", "status": "succeeded"},
+        {"id": "04_propensity", "status": "nothing_to_do", "skip_reason": reason},
+    ]}
+    findings = _check_statuses(manifest)
+    assert [finding.code for finding in findings] == ["stage_nothing_to_do"]
+    assert findings[0].severity == "note"
+    assert "没有产品购买标签" in findings[0].message("zh_CN")
+    assert "no take-up labels" in findings[0].message("en")

@@ -34,14 +34,21 @@ from relmap_utils.audit.notebooks import check_notebook, read_notebook_json
 from relmap_utils.audit.run_folder import export_records, open_run, stage_records
 from relmap_utils.config import CONFIG_FILE
 from relmap_utils.errors import ConfigError
-from relmap_utils.i18n import Msg
-from relmap_utils.manifest import MANIFEST_FILE, sha256_file, write_manifest
+from relmap_utils.i18n import LocalText, Msg
+from relmap_utils.manifest import (
+    COMPLETED_STATUSES,
+    MANIFEST_FILE,
+    NOTHING_TO_DO,
+    sha256_file,
+    skip_reason_text,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
 RUN_LOG = "run.log"
 # Stage statuses of a complete stage; "skipped" is reported as a note.
-_DONE = ("succeeded", "reused")
+_DONE = COMPLETED_STATUSES
 _NOT_SCANNED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".zip", ".gz", ".pkl", ".skops")
 
 
@@ -231,6 +238,11 @@ def _check_statuses(manifest: dict[str, Any]) -> list[Finding]:
             upstream = ", ".join(stage.get("skipped_because") or []) or "-"
             params = {"stage": name, "upstream": upstream}
             findings.append(Finding("stage_skipped", MANIFEST_FILE, params=params, severity=NOTE))
+        elif stage_status == NOTHING_TO_DO:
+            reason = stage.get("skip_reason")
+            text = LocalText({"zh_CN": skip_reason_text(reason, "zh_CN"), "en": skip_reason_text(reason, "en")})
+            params = {"stage": name, "reason": text if text.texts else "-"}
+            findings.append(Finding("stage_nothing_to_do", MANIFEST_FILE, params=params, severity=NOTE))
         elif stage_status not in _DONE:
             error = stage.get("error") or {}
             detail = f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ") or "-"

@@ -20,14 +20,14 @@ from typing import Any
 from relmap_utils.context import RunContext
 from relmap_utils.errors import RunError
 from relmap_utils.i18n import get_locale
-from relmap_utils.manifest import MANIFEST_FILE, read_manifest
+from relmap_utils.manifest import COMPLETED_STATUSES, MANIFEST_FILE, read_manifest
 
 logger = logging.getLogger(__name__)
 
 RUN_DIR_ENV = "RELMAP_DASHBOARD_RUN"
 SUMMARY_FILE = "summary.json"
 # Stage statuses whose artifacts a dashboard shows.
-SHOWN_STATUSES = ("succeeded", "reused")
+SHOWN_STATUSES = COMPLETED_STATUSES
 
 
 @dataclass
