@@ -260,10 +260,16 @@ def _shap_kernel(matrix, width, n_background, leaf_value, unique_starts, unique_
                  pattern_start, patterns, counts, order, tree_starts, left_child, right_child, node_unique,
                  node_leaf, table_start, table_size, feature, threshold, missing_left, categorical, bitset,
                  raw_bitsets, known, f_idx_map, positive, negative, dense_bits):
+    # ``matrix`` is column-major and ``phi`` is (feature, row), so the loops over rows read and write
+    # contiguous memory.
     rows = matrix.shape[0]
-    phi = np.zeros((rows, width))
-    n_nodes = left_child.shape[0]
-    node_mask = np.empty(n_nodes, dtype=np.int64)
+    phi = np.zeros((width, rows))
+    max_nodes = 1
+    for tree in range(tree_starts.shape[0] - 1):
+        max_nodes = max(max_nodes, tree_starts[tree + 1] - tree_starts[tree])
+    # Side masks of every node of one tree for every row, by the node's position in the tree's root-first order.
+    node_mask = np.empty((max_nodes, rows), dtype=np.int64)
+    position = np.empty(left_child.shape[0], dtype=np.int64)
     # A leaf's shares depend on the row only through its side mask, so each mask's shares are computed once
     # per tree and chunk. The state of a table slot is 0 (not computed), 1 (all zero) or 2 (stored).
     max_count = 1
@@ -274,27 +280,44 @@ def _shap_kernel(matrix, width, n_background, leaf_value, unique_starts, unique_
     shares = np.empty(max_count)
     for tree in range(tree_starts.shape[0] - 1):
         first, last = tree_starts[tree], tree_starts[tree + 1]
-        root = order[first]
+        for k in range(first, last):
+            position[order[k]] = k - first
         state[:] = 0
-        for i in range(rows):
-            node_mask[root] = -1
-            for k in range(first, last):
-                node = order[k]
-                mask = node_mask[node]
-                leaf = node_leaf[node]
-                if leaf < 0:
-                    bit = np.int64(1) << node_unique[node]
-                    if _goes_left(node, matrix[i, feature[node]], feature, threshold, missing_left, categorical,
-                                  bitset, raw_bitsets, known, f_idx_map):
-                        node_mask[left_child[node]] = mask
-                        node_mask[right_child[node]] = mask & ~bit
-                    else:
-                        node_mask[left_child[node]] = mask & ~bit
-                        node_mask[right_child[node]] = mask
+        node_mask[0, :] = -1
+        for k in range(first, last):
+            node = order[k]
+            here = k - first
+            leaf = node_leaf[node]
+            if leaf < 0:
+                bit = np.int64(1) << node_unique[node]
+                left, right = position[left_child[node]], position[right_child[node]]
+                column = feature[node]
+                if not categorical[node]:
+                    # Numeric split without branches: NaN goes to the missing-value side.
+                    cut = threshold[node]
+                    nan_left = missing_left[node]
+                    for i in range(rows):
+                        value = matrix[i, column]
+                        go_left = np.int64((value <= cut) | (np.isnan(value) & nan_left))
+                        mask = node_mask[here, i]
+                        node_mask[left, i] = mask & (~bit | -go_left)
+                        node_mask[right, i] = mask & (~bit | (go_left - 1))
                     continue
-                count = unique_counts[leaf]
-                x_mask = mask & ((np.int64(1) << count) - 1)
-                base = unique_starts[leaf]
+                for i in range(rows):
+                    mask = node_mask[here, i]
+                    if _goes_left(node, matrix[i, column], feature, threshold, missing_left, categorical, bitset,
+                                  raw_bitsets, known, f_idx_map):
+                        node_mask[left, i] = mask
+                        node_mask[right, i] = mask & ~bit
+                    else:
+                        node_mask[left, i] = mask & ~bit
+                        node_mask[right, i] = mask
+                continue
+            count = unique_counts[leaf]
+            full = (np.int64(1) << count) - 1
+            base = unique_starts[leaf]
+            for i in range(rows):
+                x_mask = node_mask[here, i] & full
                 if count <= dense_bits:
                     slot = table_start[leaf] + x_mask
                     if state[slot] == 0:
@@ -303,11 +326,11 @@ def _shap_kernel(matrix, width, n_background, leaf_value, unique_starts, unique_
                         state[slot] = 2 if nonzero else 1
                     if state[slot] == 2:
                         for u in range(count):
-                            phi[i, unique_features[base + u]] += table[slot, u]
+                            phi[unique_features[base + u], i] += table[slot, u]
                 elif _leaf_shares(x_mask, leaf, shares, leaf_value, unique_counts, pattern_start, patterns, counts,
                                   n_background, positive, negative):
                     for u in range(count):
-                        phi[i, unique_features[base + u]] += shares[u]
+                        phi[unique_features[base + u], i] += shares[u]
     return phi
 
 
@@ -315,10 +338,11 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
                      workers: int = 1) -> np.ndarray:
     """Return interventional SHAP values (raw output scale) of ``matrix`` rows against ``background``.
 
-    The background's side masks are computed once per leaf. Each row then
-    walks every tree once, and a leaf's shares are computed once per
-    distinct side mask of the explained rows (per chunk) and added to every
-    row with that mask. Chunks run on ``workers`` threads, and a row's
+    The background's side masks are computed once per leaf. Then, tree by
+    tree and root first, each split is applied to all rows of a chunk at
+    once, which gives every row the side mask of every leaf. A leaf's shares
+    are computed once per distinct side mask of the chunk's rows and added
+    to every row with that mask. Chunks run on ``workers`` threads, and a row's
     values do not depend on the chunking.
 
     Parameters
@@ -348,7 +372,7 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
 
     def run(start: int) -> np.ndarray:
         return _shap_kernel(
-            matrix[start:start + chunk], matrix.shape[1], len(background), forest.leaf_value, forest.unique_starts,
+            np.asfortranarray(matrix[start:start + chunk]), matrix.shape[1], len(background), forest.leaf_value, forest.unique_starts,
             forest.unique_counts, forest.unique_features, pattern_start, patterns, counts, forest.order,
             forest.tree_starts, forest.left, forest.right, forest.node_unique, forest.node_leaf,
             forest.table_start, forest.table_size, *rules, positive, negative, DENSE_BITS)
@@ -361,7 +385,7 @@ def tree_shap_values(model: Any, matrix: np.ndarray, background: np.ndarray, chu
             parts = list(pool.map(run, starts))
     else:
         parts = [run(start) for start in starts]
-    internal = np.concatenate(parts) if parts else np.zeros((0, matrix.shape[1]))
+    internal = np.concatenate([part.T for part in parts]) if parts else np.zeros((0, matrix.shape[1]))
     values = np.empty_like(internal)
     values[:, order] = internal
     return values
