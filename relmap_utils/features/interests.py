@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import ibis.expr.types as ir
 
 from relmap_utils.features.base import DAY, BuildContext, Feature, finish, only, outer_parts
+from relmap_utils.features.labels import code_labels
 from relmap_utils.features.spec import MapSpec, unique_codes
 
 FAMILY = "interests"
@@ -50,7 +51,7 @@ def features(spec: MapSpec) -> list[Feature]:
                     topic_sources, "features.feature.interest_days_since", params, needs=("topics",)),
         ]
     for code, topic in topic_codes(spec).items():
-        params = {"topic": topic, "months": spec.interest_months}
+        params = {"topic": code_labels("topic", code, topic), "months": spec.interest_months}
         result += [
             Feature(f"interest_{code}_count", FAMILY, "count",
                     f"browsing events with topic '{topic}' in the interest window", topic_sources,

@@ -66,6 +66,30 @@ def code_label(kind: str, code: str, locale: str | None = None) -> str:
     return _known(f"labels.code.{kind}.{code}", locale) or code
 
 
+def code_labels(kind: str, code: str, fallback: str | None = None) -> dict[str, str]:
+    """Return the display name of a code in each language, for a feature description's parameters.
+
+    Parameters
+    ----------
+    kind : str
+        ``topic``, ``relation``, ``channel``, ...
+    code : str
+        The code as it appears in feature names (``education``, ``device``).
+    fallback : str, optional
+        Text for a language whose catalog does not name the code, such as
+        the value as stored in the data; default ``code``.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"zh_CN": ..., "en": ...}``.
+    """
+    return {
+        locale: _known(f"labels.code.{kind}.{code}", locale) or (fallback if fallback is not None else code)
+        for locale in ("zh_CN", "en")
+    }
+
+
 def is_labelled(name: str) -> bool:
     """Return True when the catalogs name ``name``, even where the name reads the same as the column (``city``)."""
     if _known(f"labels.feature.{name}", "zh_CN"):

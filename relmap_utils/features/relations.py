@@ -25,6 +25,7 @@ import ibis.expr.types as ir
 
 from relmap_utils.features import transactions
 from relmap_utils.features.base import BuildContext, Feature, finish, only, outer_parts, ratio
+from relmap_utils.features.labels import code_labels
 from relmap_utils.features.spec import MapSpec, unique_codes
 
 FAMILY = "relations"
@@ -59,7 +60,8 @@ def features(spec: MapSpec) -> list[Feature]:
         result.append(
             Feature(f"rel_{code}_count", FAMILY, "count",
                     f"distinct related_id of the counted relations with relation_type '{relation_type}'",
-                    _RELATIONS, "features.feature.relation_count", {"type": relation_type}, fill=0)
+                    _RELATIONS, "features.feature.relation_count",
+                    {"type": code_labels("relation", code, relation_type)}, fill=0)
         )
     for code, related_type in shared_codes(spec).items():
         result.append(
@@ -67,7 +69,7 @@ def features(spec: MapSpec) -> list[Feature]:
                     f"distinct other customers with a counted relation to the same related_id of related_type "
                     f"'{related_type}' (entities of at most {spec.shared_entity_max_customers} customers)",
                     (*_RELATIONS, "relations.related_type"), "features.feature.shared_customers",
-                    {"type": related_type, **cap}, fill=0)
+                    {"type": code_labels("relation", code, related_type), **cap}, fill=0)
         )
     result += [
         Feature("related_customers", FAMILY, "count",

@@ -1,0 +1,36 @@
+"""Names in place of raw codes in dictionary descriptions, headlines, campaign lists, notices and charts."""
+
+from __future__ import annotations
+
+from relmap_utils.features import interests, relations
+from relmap_utils.features.labels import code_labels
+from relmap_utils.features.spec import MapSpec
+
+
+def _descriptions(features):
+    return {feature.name: (feature.description_in("zh_CN"), feature.description_in("en")) for feature in features}
+
+
+def test_code_labels_falls_back_to_stored_value():
+    assert code_labels("topic", "education") == {"zh_CN": "子女教育", "en": "children's education"}
+    assert code_labels("topic", "yoga", "Yoga") == {"zh_CN": "Yoga", "en": "Yoga"}
+
+
+def test_interest_descriptions_name_the_topic():
+    spec = MapSpec(topics=("education", "Yoga"))
+    texts = _descriptions(interests.features(spec))
+    assert texts["interest_education_count"] == (
+        "近 3 个月浏览“子女教育”主题的次数",
+        "Browsing events on topic 'children's education' in the last 3 months",
+    )
+    assert texts["interest_education_days_since"][0] == "最近一次浏览“子女教育”主题距观察日的天数"
+    # A topic the catalogs do not know is shown as stored.
+    assert texts["interest_yoga_count"][0] == "近 3 个月浏览“Yoga”主题的次数"
+
+
+def test_relation_descriptions_name_the_type():
+    spec = MapSpec(relation_types=("guarantor",), shared_types=("address",))
+    texts = _descriptions(relations.features(spec))
+    assert texts["rel_guarantor_count"] == ("关系类型为“担保”的关联对象数", "Related entities of relation type 'guarantor'")
+    assert texts["shared_address_customers"][0].startswith("与本客户共用同一“地址”的其他客户数")
+    assert texts["shared_address_customers"][1].startswith("Other customers sharing the same 'address' as")
