@@ -34,3 +34,16 @@ def test_relation_descriptions_name_the_type():
     assert texts["rel_guarantor_count"] == ("关系类型为“担保”的关联对象数", "Related entities of relation type 'guarantor'")
     assert texts["shared_address_customers"][0].startswith("与本客户共用同一“地址”的其他客户数")
     assert texts["shared_address_customers"][1].startswith("Other customers sharing the same 'address' as")
+
+
+def test_top_tier_headline_uses_tier_name():
+    from relmap_utils.segmentation.params import TierRule
+    from relmap_utils.segmentation.stage import _tier_headline
+
+    named = TierRule(code="private", name={"zh_CN": "私行客户", "en": "private banking"}, when={"aum": {"min": 600}})
+    assert _tier_headline(named) == {
+        "zh_CN": "最高层级（私行客户）的资产占比",
+        "en": "share of assets in the top tier (private banking)",
+    }
+    # Without a name the code is the only text there is.
+    assert _tier_headline(TierRule(code="gold"))["zh_CN"] == "最高层级（gold）的资产占比"

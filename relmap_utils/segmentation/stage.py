@@ -461,8 +461,8 @@ def make_summary(
                         "format": "number"})
         top = tier_groups[tier_groups.group == tier_result.rules[0].code]
         if not top.empty and top.iloc[0]["aum_share"] is not None and top.iloc[0]["aum_share"] == top.iloc[0]["aum_share"]:
-            metrics.append({"label": _bilingual("segmentation.metric.top_tier_assets", tier=tier_result.rules[0].code),
-                            "value": float(top.iloc[0]["aum_share"]), "format": "percent"})
+            metrics.append({"label": _tier_headline(tier_result.rules[0]), "value": float(top.iloc[0]["aum_share"]),
+                            "format": "percent"})
     if cluster_info.get("enabled"):
         metrics.append({"label": _bilingual("segmentation.metric.segments"), "value": cluster_info["k"],
                         "format": "number"})
@@ -488,6 +488,17 @@ def make_summary(
         "headline_findings": [notice.as_dict() for notice in notices if notice.severity != "info"],
         "params": json.loads(params.model_dump_json(by_alias=True)),
     }
+
+
+def _tier_headline(rule: Any) -> dict[str, str]:
+    # The headline names the tier as the pages do (私人银行), not by its rule code.
+    from relmap_utils.i18n import tr
+
+    labels = {}
+    for locale in ("zh_CN", "en"):
+        name = (rule.name.get(locale) if rule.name is not None else "") or rule.code
+        labels[locale] = tr("segmentation.metric.top_tier_assets", locale=locale, tier=name)
+    return labels
 
 
 def _bilingual(key: str, **params: Any) -> dict[str, str]:
