@@ -47,3 +47,39 @@ def test_top_tier_headline_uses_tier_name():
     }
     # Without a name the code is the only text there is.
     assert _tier_headline(TierRule(code="gold"))["zh_CN"] == "最高层级（gold）的资产占比"
+
+
+def test_campaign_list_names_the_product_and_keeps_the_code():
+    import pandas as pd
+
+    from relmap_utils.propensity.stage import campaign_headers, with_product_name
+
+    listed = pd.DataFrame({"rank": [1, 2], "customer_id": ["p1", "p2"], "product": ["education_wealth"] * 2,
+                           "explainer": ["tree"] * 2})
+    labels = {"education_wealth": {"zh_CN": "子女教育金理财计划", "en": "education savings plan"}}
+    shown = with_product_name(listed, "education_wealth", "zh_CN", labels)
+    assert list(shown.columns) == ["rank", "customer_id", "product", "product_code", "explainer"]
+    assert shown["product"].tolist() == ["子女教育金理财计划"] * 2
+    assert shown["product_code"].tolist() == ["education_wealth"] * 2
+    assert with_product_name(listed, "education_wealth", "en", labels)["product"].iloc[0] == "education savings plan"
+    # A product without a label keeps its code as its name.
+    assert with_product_name(listed, "education_wealth", "zh_CN", {})["product"].iloc[0] == "education_wealth"
+    headers = campaign_headers("zh_CN")
+    assert (headers["product"], headers["product_code"]) == ("产品", "产品代码")
+
+
+def test_propensity_report_names_products(tmp_path):
+    import pandas as pd
+
+    from relmap_utils.propensity.report import write_html_report
+
+    outcome = {
+        "products": pd.DataFrame({"product": ["card_x"], "status": ["skipped"], "message_zh": ["样本太少"],
+                                  "message_en": ["too few"]}),
+        "metrics": pd.DataFrame(), "gains": pd.DataFrame(), "reliability": pd.DataFrame(),
+        "importance": pd.DataFrame(), "inputs": None, "summary": {"message_zh": "", "message_en": ""},
+    }
+    labels = {"card_x": {"zh_CN": "白金信用卡", "en": "platinum card"}}
+    page = write_html_report(tmp_path / "04.html", outcome, "zh_CN", "demo", "run1", labels=labels).read_text("utf-8")
+    assert "白金信用卡" in page
+    assert "card_x" not in page

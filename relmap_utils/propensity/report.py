@@ -274,19 +274,38 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def write_html_report(path: Path, outcome: dict[str, Any], locale: str, engagement: str, run_id: str) -> Path:
-    """Write the self-contained HTML report of stage 04 (plotly.js embedded once, no network)."""
-    figures = [gains_chart(outcome["gains"]), calibration_chart(outcome["reliability"])]
+def write_html_report(path: Path, outcome: dict[str, Any], locale: str, engagement: str, run_id: str,
+                      labels: ProductLabels | None = None) -> Path:
+    """Write the self-contained HTML report of stage 04 (plotly.js embedded once, no network).
+
+    Parameters
+    ----------
+    path : Path
+    outcome : dict
+        The stage's results (see :func:`relmap_utils.propensity.stage.run_stage`).
+    locale : str
+        Language of the tables.
+    engagement, run_id : str
+        Shown under the title.
+    labels : mapping, optional
+        Product names (:func:`product_labels`); products without one are shown by code.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    figures = [gains_chart(outcome["gains"], labels=labels), calibration_chart(outcome["reliability"], labels=labels)]
     for product in outcome["importance"]["product"].unique() if len(outcome["importance"]) else []:
-        figures.append(importance_chart(outcome["importance"], product, outcome["inputs"].dictionary))
+        figures.append(importance_chart(outcome["importance"], product, outcome["inputs"].dictionary, labels=labels))
     parts = [f"<h1>{html.escape(tr('propensity.report.title', locale=locale))}</h1>",
              f"<p class='meta'>{html.escape(engagement)} · {html.escape(run_id)} · "
              f"{dt.datetime.now(dt.timezone.utc).date().isoformat()}</p>",
              f"<p>{html.escape(outcome['summary'].get('message_zh' if locale == 'zh_CN' else 'message_en', ''))}</p>",
              f"<h2>{html.escape(tr('propensity.report.products', locale=locale))}</h2>",
-             products_table(outcome["products"], locale).to_html(index=False, border=0, na_rep=""),
+             products_table(outcome["products"], locale, labels).to_html(index=False, border=0, na_rep=""),
              f"<h2>{html.escape(tr('propensity.report.metrics', locale=locale))}</h2>",
-             metrics_table(outcome["metrics"], locale).to_html(index=False, border=0, na_rep="")]
+             metrics_table(outcome["metrics"], locale, labels).to_html(index=False, border=0, na_rep="")]
     parts += [f"<div class='figure'>{charts.to_html(figure, include_plotlyjs=False)}</div>" for figure in figures]
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>04</title><style>"
             "body{font-family:'Microsoft YaHei','PingFang SC','Noto Sans CJK SC',sans-serif;margin:24px}"

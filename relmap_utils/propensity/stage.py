@@ -113,7 +113,8 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
     from relmap_utils.propensity import report
 
     outcome["report"] = str(report.write_html_report(ctx.reports_dir / f"{STAGE_ID}.html", outcome,
-                                                     ctx.engagement.locale, ctx.engagement.name, ctx.run_dir.name))
+                                                     ctx.engagement.locale, ctx.engagement.name, ctx.run_dir.name,
+                                                     labels=report.product_labels(ctx.engagement)))
     logger.info("finished stage %s in %.1f s: %d products modelled, %d skipped", STAGE_ID,
                 time.perf_counter() - started, outcome["summary"]["products_modelled"],
                 outcome["summary"]["products_skipped"])
@@ -137,7 +138,8 @@ def skip_stage(ctx: RunContext, reason: StageError, settings: PropensityParams) 
     from relmap_utils.propensity import report
 
     outcome["report"] = str(report.write_html_report(ctx.reports_dir / f"{STAGE_ID}.html", outcome,
-                                                     ctx.engagement.locale, ctx.engagement.name, ctx.run_dir.name))
+                                                     ctx.engagement.locale, ctx.engagement.name, ctx.run_dir.name,
+                                                     labels=report.product_labels(ctx.engagement)))
     return outcome
 
 
@@ -403,6 +405,9 @@ def assemble(results: list[dict[str, Any]], inputs: Inputs, settings: Propensity
 
     campaigns, reasons = {}, []
     if len(scores):
+        from relmap_utils.propensity import report
+
+        names = report.product_labels(ctx.engagement)
         scores = add_exclusions(scores, inputs, settings)
         for item in modelled:
             product = item["product"]
@@ -412,6 +417,7 @@ def assemble(results: list[dict[str, Any]], inputs: Inputs, settings: Propensity
             reasons.append(reason)
             listed = chosen[["customer_id", "probability", "decile"]].merge(reason, on="customer_id", how="left")
             listed.insert(0, "rank", np.arange(1, len(listed) + 1))
+            listed = with_product_name(listed, product, ctx.engagement.locale, names)
             campaigns[product] = {kind: str(path) for kind, path in nbp.write_campaign_files(
                 listed.drop(columns=[c for c in listed.columns if c.endswith("_feature")]),
                 folder / "campaign", product, campaign_headers(ctx.engagement.locale)).items()}
@@ -501,10 +507,41 @@ def explain_rows(item: dict[str, Any], inputs: Inputs, customers: pd.Series, set
     return codes
 
 
+def with_product_name(listed: pd.DataFrame, product: str, locale: str,
+                      labels: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """Return a campaign list whose ``product`` column names the product, its code kept in ``product_code``.
+
+    Parameters
+    ----------
+    listed : pandas.DataFrame
+        The campaign list of ``product``, with a ``product`` column of codes.
+    product : str
+        The product code.
+    locale : str
+        The engagement's language.
+    labels : mapping
+        Product code to ``{"zh_CN": ..., "en": ...}`` (see
+        :func:`relmap_utils.propensity.report.product_labels`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; the client reads the name, the bank's systems read the code.
+    """
+    from relmap_utils.propensity.report import product_name
+
+    listed = listed.copy()
+    if "product" not in listed.columns:
+        return listed
+    listed.insert(listed.columns.get_loc("product") + 1, "product_code", listed["product"].astype(str))
+    listed["product"] = product_name(product, locale, labels)
+    return listed
+
+
 def campaign_headers(locale: str) -> dict[str, str]:
     """Column headers of the campaign files in the engagement's language."""
     names = ("rank", "customer_id", "probability", "decile", "reason_1_zh", "reason_1_en", "reason_2_zh",
-             "reason_2_en", "reason_3_zh", "reason_3_en", "product", "explainer")
+             "reason_2_en", "reason_3_zh", "reason_3_en", "product", "product_code", "explainer")
     return {name: tr(f"propensity.column.{name}", locale=locale) for name in names}
 
 
