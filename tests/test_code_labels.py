@@ -83,3 +83,19 @@ def test_propensity_report_names_products(tmp_path):
     page = write_html_report(tmp_path / "04.html", outcome, "zh_CN", "demo", "run1", labels=labels).read_text("utf-8")
     assert "白金信用卡" in page
     assert "card_x" not in page
+
+
+def test_zero_cell_notice_in_words():
+    import pandas as pd
+
+    from relmap_utils.risk.binning import zero_cell_notice
+
+    table = pd.DataFrame({"bin": ["[-inf, 3)", "{young_single}", "missing"],
+                          "kind": ["interval", "categories", "missing"], "zero_cell": [False, True, True]})
+    notice = zero_cell_notice("life_stage", table, "add_half")
+    assert notice.render("zh_CN") == (
+        "变量 life_stage：分箱 青年单身、缺失 中好客户或坏客户数为 0，已把为 0 的计数按 0.5 计，再计算 WoE 与 IV。")
+    english = notice.render("en")
+    assert "bins young single, missing have" in english
+    assert "add_half" not in english and "taken as 0.5" in english
+    assert "WoE and IV were set to 0" in zero_cell_notice("life_stage", table, "zero").render("en")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relmap_utils.i18n import Msg
+from relmap_utils.i18n import LocalText, Msg
 
 logger = logging.getLogger(__name__)
 
@@ -329,9 +329,8 @@ def fit_variable(
         notices.append(Msg("risk.notice.trend_one_bin", variable=name, trend=monotonic_trend))
     if status != "OPTIMAL":
         notices.append(Msg("risk.notice.solver_status", variable=name, status=status, limit=settings.time_limit))
-    zero_bins = table.loc[table.zero_cell, "bin"].tolist()
-    if zero_bins:
-        notices.append(Msg("risk.notice.zero_cell", variable=name, bins=", ".join(zero_bins), rule=zero_cell_rule))
+    if table.zero_cell.any():
+        notices.append(zero_cell_notice(name, table, zero_cell_rule))
     seconds = round(time.perf_counter() - started, 3)
     logger.info("binned %s (%s): status %s, %d bins, IV %.4f, trend %s, %.2f s",
                 name, dtype, status, int((~table["empty"]).sum()), iv, trend, seconds)
@@ -401,9 +400,8 @@ def fit_categories(
     bad = np.bincount(bin_ids, weights=(y == 1).astype(float), minlength=len(table))
     table = pd.concat([table.reset_index(drop=True), woe_iv(good, bad, zero_cell_rule)], axis=1)[list(BIN_COLUMNS)]
     notices: list[Msg] = []
-    zero_bins = table.loc[table.zero_cell, "bin"].tolist()
-    if zero_bins:
-        notices.append(Msg("risk.notice.zero_cell", variable=name, bins=", ".join(zero_bins), rule=zero_cell_rule))
+    if table.zero_cell.any():
+        notices.append(zero_cell_notice(name, table, zero_cell_rule))
     iv = float(table["iv_part"].sum())
     seconds = round(time.perf_counter() - started, 3)
     return VariableBinning(name, CATEGORICAL, table, iv, "none", "categories", "RAW", seconds, notices)
@@ -477,6 +475,35 @@ def _unique(values: Sequence[Any]) -> list[Any]:
         if value not in seen:
             seen.append(value)
     return seen
+
+
+def zero_cell_notice(name: str, table: pd.DataFrame, rule: str) -> Msg:
+    """Return the notice for bins with no good or no bad row, bins and rule in words.
+
+    Parameters
+    ----------
+    name : str
+        The variable.
+    table : pandas.DataFrame
+        Its bins, with ``bin``, ``kind`` and ``zero_cell``.
+    rule : {"add_half", "zero"}
+        The empty-class rule applied.
+
+    Returns
+    -------
+    Msg
+        ``risk.notice.zero_cell``: the missing bin reads "缺失" / "missing"
+        and category codes their names, not the stored codes.
+    """
+    from relmap_utils.risk.report import bin_label
+
+    rows = table[table.zero_cell]
+    bins = LocalText({
+        locale: ("、" if locale == "zh_CN" else ", ").join(
+            bin_label(name, row.bin, row.kind, locale) for row in rows.itertuples())
+        for locale in ("zh_CN", "en")
+    })
+    return Msg("risk.notice.zero_cell", variable=name, bins=bins, rule=Msg(f"risk.zero_cell_rule.{rule}"))
 
 
 def _special_label(value: Any) -> str:
