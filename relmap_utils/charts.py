@@ -118,11 +118,28 @@ def bar_chart(
     horizontal: bool = False,
     text: Sequence[str] | None = None,
 ) -> go.Figure:
-    """Return a styled bar chart; ``horizontal`` puts the categories on the y axis."""
+    """Return a styled bar chart; ``horizontal`` puts the categories on the y axis.
+
+    Parameters
+    ----------
+    categories, values : sequence
+        Bar labels and lengths.
+    title : str
+    x_title, y_title : str
+        Titles of the horizontal (x) and vertical (y) axes as drawn: for a
+        horizontal chart the values run along x, so ``x_title`` names them.
+    horizontal : bool, default=False
+    text : sequence of str, optional
+        Text on each bar.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
     labels = [str(category) for category in categories]
     if horizontal:
         trace = go.Bar(x=list(values), y=labels, orientation="h", text=text)
-        figure = style_figure(go.Figure(trace), title, y_title, x_title)
+        figure = style_figure(go.Figure(trace), title, x_title, y_title)
         figure.update_yaxes(autorange="reversed", type="category")
     else:
         trace = go.Bar(x=labels, y=list(values), text=text)

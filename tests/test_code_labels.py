@@ -99,3 +99,31 @@ def test_zero_cell_notice_in_words():
     assert "bins young single, missing have" in english
     assert "add_half" not in english and "taken as 0.5" in english
     assert "WoE and IV were set to 0" in zero_cell_notice("life_stage", table, "zero").render("en")
+
+
+def test_horizontal_bar_titles_on_the_axes_as_drawn():
+    from relmap_utils import charts
+
+    figure = charts.bar_chart(["年龄段", "资产"], [0.31, 0.12], title="IV", x_title="IV", y_title="指标", horizontal=True)
+    assert figure.data[0].orientation == "h"
+    assert figure.layout.xaxis.title.text == "IV"
+    assert figure.layout.yaxis.title.text == "指标"
+    upright = charts.bar_chart(["甲", "乙"], [1, 2], title="t", x_title="分群", y_title="客户数")
+    assert (upright.layout.xaxis.title.text, upright.layout.yaxis.title.text) == ("分群", "客户数")
+
+
+def test_iv_and_importance_charts_title_the_value_axis():
+    import pandas as pd
+
+    from relmap_utils.propensity.report import importance_chart
+    from relmap_utils.risk.report import iv_chart
+
+    indicators = pd.DataFrame({"variable": ["age_band", "aum"], "iv": [0.3, 0.1], "status": ["kept", "dropped"]})
+    figure = iv_chart(indicators, locale="zh_CN")
+    assert figure.layout.xaxis.title.text == "IV"
+    assert not figure.layout.yaxis.title.text
+    importance = pd.DataFrame({"product": ["card"] * 2, "feature": ["age_band", "aum"],
+                               "mean_abs_shap": [0.2, 0.1], "method": ["tree"] * 2})
+    shap = importance_chart(importance, "card")
+    assert "SHAP" in shap.layout.xaxis.title.text
+    assert not shap.layout.yaxis.title.text
