@@ -200,6 +200,14 @@ def _column_findings(table: TableProfile, column: ColumnProfile) -> Iterator[Fin
         yield Finding("high", name, col, Msg(
             "profiling.finding.damaged_identifiers", table=name, column=col, rows=_counted("values", column.damaged_identifiers),
         ))
+    if column.infinite_values:
+        yield Finding("medium", name, col, Msg(
+            "profiling.finding.infinite_values", table=name, column=col, rows=_counted("values", column.infinite_values),
+        ))
+    if column.nan_values:
+        yield Finding("low", name, col, Msg(
+            "profiling.finding.nan_values", table=name, column=col, rows=_counted("values", column.nan_values),
+        ))
     if column.implausible_dates:
         yield Finding("medium", name, col, Msg(
             "profiling.finding.implausible_dates", table=name, column=col, rows=_counted("dates", column.implausible_dates),

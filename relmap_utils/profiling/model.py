@@ -98,6 +98,10 @@ class ColumnProfile:
     pattern_matches: dict[str, int] = field(default_factory=dict)
     damaged_identifiers: int | None = None
     implausible_dates: int | None = None
+    # NaN and infinite values of a float column; None where there are none.
+    # Both count as missing, so ``count`` leaves them out.
+    nan_values: int | None = None
+    infinite_values: int | None = None
 
     @property
     def semantic_type(self) -> str:
@@ -106,12 +110,12 @@ class ColumnProfile:
 
     @property
     def missing(self) -> int:
-        """Number of rows where the column is null."""
+        """Number of rows where the column is null, NaN or infinite."""
         return self.rows - self.count
 
     @property
     def missing_share(self) -> float:
-        """Share of rows where the column is null (0 for an empty table)."""
+        """Share of rows where the column is missing (0 for an empty table)."""
         return self.missing / self.rows if self.rows else 0.0
 
     @property

@@ -131,7 +131,12 @@ def profile_table(
 
     Notes
     -----
-    The table is queried five to eight times. A Parquet file or a database
+    Float columns may hold NaN and infinities, which SQL counts as values.
+    They are counted (``nan_values``, ``infinite_values``) and then treated
+    as missing, so no mean, standard deviation, quantile, histogram or
+    correlation includes them.
+
+    The table is queried five to eight times, plus once when it has float columns. A Parquet file or a database
     table is cheap to read again, but a view over a CSV file (``read_csv``) is
     parsed again by every query, so large CSV extracts should be converted
     to Parquet first, as ingest does.
@@ -147,6 +152,15 @@ def profile_table(
     rows = int(table.count().to_pyarrow().as_py())
     exact = rows <= exact_limit
     logger.info("profiling table %s: %d rows, %d columns", name, rows, len(table_schema))
+    non_finite = _non_finite_pass(table)
+    if non_finite:
+        # Every later pass sees NaN and infinities as nulls, so they stay out
+        # of the means, quantiles, histograms and correlations, and DuckDB's
+        # standard deviation does not fail on them.
+        table = table.mutate(**{column: stats.finite_or_null(table[column]) for column in non_finite})
+        logger.warning(
+            "table %s has NaN or infinite values in %d columns; profiled as missing", name, len(non_finite)
+        )
 
     # Quantiles come first, from a sample of large tables, so that the bins
     # and fences of the histograms are known when the full scan starts.
@@ -180,6 +194,9 @@ def profile_table(
                                 summaries[column], semantics[column], column_meta.get(column))
         for column, dtype in table_schema.items()
     }
+    for column, (nan_values, infinite_values) in non_finite.items():
+        columns[column].nan_values = nan_values
+        columns[column].infinite_values = infinite_values
     numeric = [column for column, profile in columns.items() if profile.semantic_type == "numeric"]
     for column in numeric:
         columns[column].quantiles = quantiles.get(column)
@@ -308,6 +325,24 @@ def _check_date_column(name: str, table_schema: Any, date_column: str | None) ->
     dtype = table_schema[date_column]
     if not (dtype.is_date() or dtype.is_timestamp()):
         raise StageError("profiling.date_column_not_date", table=name, column=date_column, type=str(dtype))
+
+
+def _non_finite_pass(table: ir.Table) -> dict[str, tuple[int, int]]:
+    # (NaN values, infinite values) of every float column that has any; one
+    # aggregate, and no query when the table has no float column.
+    metrics: dict[tuple[str, str], ir.Scalar] = {}
+    for column, dtype in table.schema().items():
+        if dtype.is_floating():
+            for stat, expression in stats.non_finite_metrics(table[column]).items():
+                metrics[(column, stat)] = expression
+    counts: dict[str, dict[str, int]] = {}
+    for (column, stat), value in stats.run_aggregate(table, metrics).items():
+        counts.setdefault(column, {})[stat] = int(value or 0)
+    return {
+        column: (values["nan"], values["infinite"])
+        for column, values in counts.items()
+        if values["nan"] or values["infinite"]
+    }
 
 
 def _summary_pass(

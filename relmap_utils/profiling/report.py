@@ -187,6 +187,7 @@ def columns_table(
                     _header("column", locale): column.name,
                     _header("semantic_type", locale): semantic_label(column, locale),
                     _header("missing_share", locale): _share(column.missing_share),
+                    _header("nan_infinite", locale): _non_finite_text(column),
                     _header("distinct", locale): format_number(column.distinct),
                     _header("min", locale): format_number(column.min),
                     _header("max", locale): format_number(column.max),
@@ -198,6 +199,13 @@ def columns_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _non_finite_text(column: ColumnProfile) -> str:
+    # "NaN values / infinite values", empty for columns without either.
+    if not column.nan_values and not column.infinite_values:
+        return ""
+    return f"{format_number(column.nan_values or 0)} / {format_number(column.infinite_values or 0)}"
 
 
 def top_values_text(column: ColumnProfile, locale: str | None = None, min_group_size: int | None = None) -> str:

@@ -137,6 +137,21 @@ def summary_metrics(
     return metrics
 
 
+def non_finite_metrics(column: ir.FloatingColumn) -> dict[str, ir.Scalar]:
+    """Return the counts of NaN values (``nan``) and of infinities of either sign (``infinite``) of a float column.
+
+    SQL counts NaN and infinities as non-null values, and DuckDB's
+    ``stddev_samp`` raises "out of range" on them, so the profiler counts
+    them first and then profiles the column through :func:`finite_or_null`.
+    """
+    return {"nan": column.isnan().sum(), "infinite": column.isinf().sum()}
+
+
+def finite_or_null(column: ir.FloatingColumn) -> ir.FloatingValue:
+    """Return ``column`` with NaN and infinities replaced by null."""
+    return (column.isnan() | column.isinf()).ifelse(ibis.null(column.type()), column)
+
+
 def quantile_metric(column: ir.Column) -> ir.Scalar:
     """Return the exact quantiles of a numeric column at the levels of :data:`~relmap_utils.profiling.model.QUANTILES`.
 
