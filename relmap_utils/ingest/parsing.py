@@ -34,6 +34,10 @@ _DECIMAL = r"(\d{1,3}([,，]\d{3})+|\d+)(\.\d+)?|\.\d+"
 AMOUNT_SHAPE = (
     rf"^([(（]({_DECIMAL})[万亿]?[)）]|[+-]?({_DECIMAL})[万亿]?|({_DECIMAL})[万亿]?-)$"
 )
+# Text that pandas, numpy and spreadsheets write for NaN and the infinities
+# (trimmed values, any case). Number columns store NULL for them.
+NAN_TEXT = r"(?i)^[+-]?nan$"
+INFINITY_TEXT = r"(?i)^[+-]?(inf|infinity)$"
 TRUE_WORDS = ("true", "t", "yes", "y", "是", "有", "真", "√")
 FALSE_WORDS = ("false", "f", "no", "n", "否", "无", "假", "×")
 
@@ -193,3 +197,28 @@ def to_local_naive(value: ir.TimestampValue, timezone: str) -> ir.TimestampValue
     if value.type().timezone is None:
         return value
     return _to_local_time(timezone, value)
+
+
+def nan_flag(value: ir.Value) -> ir.BooleanValue:
+    """Return whether a float value is NaN or a text value is written as NaN (false for other types)."""
+    dtype = value.type()
+    if dtype.is_floating():
+        return value.isnan()
+    if dtype.is_string():
+        return value.re_search(NAN_TEXT)
+    return ibis.literal(False)
+
+
+def infinity_flag(value: ir.Value) -> ir.BooleanValue:
+    """Return whether a float value is +inf or -inf, or a text value is written as one (``inf``, ``-Infinity``)."""
+    dtype = value.type()
+    if dtype.is_floating():
+        return value.isinf()
+    if dtype.is_string():
+        return value.re_search(INFINITY_TEXT)
+    return ibis.literal(False)
+
+
+def finite_or_null(value: ir.FloatingValue) -> ir.FloatingValue:
+    """Return a float value with NaN, +inf and -inf replaced by NULL."""
+    return (value.isnan() | value.isinf()).ifelse(ibis.null(value.type()), value)

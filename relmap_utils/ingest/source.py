@@ -26,6 +26,7 @@ import ibis.expr.types as ir
 from relmap_utils import schema
 from relmap_utils.config import ColumnMap, Source
 from relmap_utils.errors import SourceError
+from relmap_utils.i18n import bilingual, tr
 from relmap_utils.ingest import parsing, privacy, readers
 from relmap_utils.ingest.encoding import prepare_utf8
 from relmap_utils.ingest.labels import LABEL_COLUMN, check_label_values
@@ -48,6 +49,10 @@ MAX_UNPARSED_SHARE = 0.05
 # Types of unmapped columns are guessed from the first rows; the typed pass
 # then checks the guess against every row (see _type_columns).
 PROFILE_SAMPLE_ROWS = 200_000
+# Canonical types stored as numbers, whose NaN and infinities become NULL.
+NUMBER_TYPES = ("amount", "number", "integer")
+# Source rows listed per column that holds infinities.
+NON_FINITE_ROWS_LISTED = 5
 
 
 @dataclass
@@ -63,7 +68,9 @@ class ReadResult:
         What was found: encoding, separator, sheet, header_rows,
         header_levels, excluded_rows (title, totals, footnotes, blank),
         rows_read, rows, missing_markers_replaced, damaged_identifier_columns,
-        unparsed_values, columns_declared, columns_guessed.
+        unparsed_values, non_finite_values (per number column: NaN and
+        infinite values stored as NULL, and the first source rows holding an
+        infinity), columns_declared, columns_guessed.
     column_types : dict
         Canonical type of each column of ``table``.
     roles : dict
@@ -383,9 +390,12 @@ def _convert(
                 return value if kind == "date" else value.cast(dt.timestamp)
             value = _convert(value, "id", header, formats, allow_serial, unit, timezone)
         elif kind in ("amount", "number"):
+            if dtype.is_floating():
+                value = parsing.finite_or_null(value)
             return value.cast(dt.float64) * unit if kind == "amount" else value.cast(dt.float64)
         elif kind == "integer":
             if dtype.is_floating():
+                value = parsing.finite_or_null(value)
                 return ibis.ifelse(value == value.round(), value.cast(dt.int64), ibis.null(dt.int64))
             return value.cast(dt.int64)
         elif kind == "boolean":
@@ -576,8 +586,16 @@ def _type_columns(
             column.header
         )
         typed[column.target] = _convert(value, column.type, column.header, _formats(source, column), allow_serial, unit, timezone)
+        non_finite = None
+        if column.type in NUMBER_TYPES and (value.type().is_string() or value.type().is_floating()):
+            nan, infinite = parsing.nan_flag(value), parsing.infinity_flag(value)
+            checks[f"nan\x00{column.target}"] = nan.cast(dt.int64).sum().fill_null(0)
+            checks[f"infinite\x00{column.target}"] = infinite.cast(dt.int64).sum().fill_null(0)
+            non_finite = (nan | infinite).fill_null(False)
         if value.type().is_string() and column.type not in TEXT_TYPES:
-            checks[f"nonnull\x00{column.target}"] = value.count()
+            # Text NaN and infinities become NULL on purpose, so they are not unparsed values.
+            present = value.notnull() if non_finite is None else value.notnull() & ~non_finite
+            checks[f"nonnull\x00{column.target}"] = present.cast(dt.int64).sum().fill_null(0)
         if column.type == "id" and value.type().is_string():
             checks[f"damaged\x00{column.target}"] = parsing.looks_damaged_identifier(value).cast(dt.int64).sum().fill_null(0)
     tally = run_aggregates(clean, checks)
@@ -618,6 +636,8 @@ def _type_columns(
             _raise_unparsed(source, column, clean, typed[target], failed, nonnull)
         logger.warning("source %s: %d values of column %s did not parse as %s", source.name, failed, column.header, column.type)
 
+    non_finite_values = _non_finite_report(source, clean, by_target, tally)
+
     damaged = {
         key.partition("\x00")[2]: int(count)
         for key, count in tally.items()
@@ -634,6 +654,7 @@ def _type_columns(
         missing_markers_replaced=markers_replaced,
         damaged_identifier_columns=damaged,
         unparsed_values=unparsed,
+        non_finite_values=non_finite_values,
         columns_declared=[column.target for column in plan if column.declared],
         columns_guessed=[c.target for c in plan if not c.declared and _declared_type(c, source.table) is None],
         declared={column.target: column.declared for column in plan},
@@ -647,6 +668,40 @@ def _type_columns(
         roles.setdefault(name, None)
         source_columns[name] = None
     return ReadResult(stored.select(*output), info, column_types, roles, source_columns)
+
+
+def _non_finite_report(
+    source: Source, clean: ir.Table, by_target: dict[str, _Column], tally: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    # NaN and infinities of number columns, which the typed table stores as
+    # NULL. NaN is how pandas writes a missing number, so it is only counted.
+    # An infinity is bad data, so its first source rows are listed too.
+    report: dict[str, dict[str, Any]] = {}
+    for key, count in tally.items():
+        kind, _, target = key.partition("\x00")
+        if kind in ("nan", "infinite") and count:
+            report.setdefault(target, {"nan": 0, "infinite": 0})[kind] = int(count)
+    for target, counts in report.items():
+        column = by_target[target]
+        first_rows = None
+        if counts["infinite"]:
+            value = clean[column.header]
+            found = clean.filter(parsing.infinity_flag(value).fill_null(False)).select(ROW).order_by(ROW)
+            first_rows = [row[ROW] for row in found.limit(NON_FINITE_ROWS_LISTED).to_pyarrow().to_pylist()]
+            # NOTE: Parquet and query sources carry no source row numbers, so their list stays empty.
+            first_rows = [row for row in first_rows if row is not None]
+            counts["first_rows"] = first_rows
+        params = {
+            "source": source.name,
+            "file": source.path or source.name,
+            "column": column.header,
+            "nan": counts["nan"],
+            "infinite": counts["infinite"],
+            "rows": ", ".join(str(row) for row in first_rows) if first_rows else "-",
+        }
+        counts["notice"] = bilingual("ingest.non_finite_values", **params)
+        logger.warning("%s", tr("ingest.non_finite_values", **params))
+    return report
 
 
 def _raise_unparsed(source: Source, column: _Column, clean: ir.Table, converted: ir.Value, failed: int, total: int) -> None:

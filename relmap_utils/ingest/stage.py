@@ -265,6 +265,7 @@ def _source_report(source: Source, result: ReadResult) -> dict[str, Any]:
         "missing_markers_replaced",
         "damaged_identifier_columns",
         "unparsed_values",
+        "non_finite_values",
         "columns_declared",
         "columns_guessed",
         "warehouse_tables",

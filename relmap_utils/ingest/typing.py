@@ -181,6 +181,7 @@ def profile_columns(
             "time_of_day": _count(date.notnull() & (date.cast(dt.time) != ibis.time("00:00:00"))),
             "serial_date": _count(serial) if serial is not None else ibis.literal(0, dt.int64),
             "amount": _count(amount.notnull()),
+            "non_finite": _count(text.re_search(parsing.NAN_TEXT) | text.re_search(parsing.INFINITY_TEXT)),
             "amount_decorated": _count(amount.notnull() & text.re_search(AMOUNT_DECORATION)),
             "boolean": _count(text.lower().isin(list(parsing.TRUE_WORDS + parsing.FALSE_WORDS))),
             "code": _count(text.re_search(ALPHANUMERIC_CODE)),
@@ -241,10 +242,13 @@ def decide_type(header: str, profile: dict[str, int], has_formats: bool = False)
         # 12345.0 under an ID header: an ID column that went through a float.
         return ColumnGuess("id", damaged_identifier=True)
 
-    if integers + profile["integer_dot_zero"] == n and profile["max_length"] <= 18:
+    # NaN and infinities written as text do not stop a column from being numbers.
+    non_finite = profile.get("non_finite", 0)
+    whole = integers + profile["integer_dot_zero"]
+    if whole and whole + non_finite == n and profile["max_length"] <= 18:
         return ColumnGuess("amount" if AMOUNT_HEADER.search(header) else "integer")
 
-    if profile["amount"] == n:
+    if profile["amount"] and profile["amount"] + non_finite == n:
         if profile["amount_decorated"] or AMOUNT_HEADER.search(header):
             return ColumnGuess("amount")
         return ColumnGuess("number")
