@@ -11,12 +11,12 @@ def _descriptions(features):
     return {feature.name: (feature.description_in("zh_CN"), feature.description_in("en")) for feature in features}
 
 
-def test_code_labels_falls_back_to_stored_value():
+def test_code_labels_fallback_value():
     assert code_labels("topic", "education") == {"zh_CN": "子女教育", "en": "children's education"}
     assert code_labels("topic", "yoga", "Yoga") == {"zh_CN": "Yoga", "en": "Yoga"}
 
 
-def test_interest_descriptions_name_the_topic():
+def test_interest_descriptions_name_topic():
     spec = MapSpec(topics=("education", "Yoga"))
     texts = _descriptions(interests.features(spec))
     assert texts["interest_education_count"] == (
@@ -28,7 +28,7 @@ def test_interest_descriptions_name_the_topic():
     assert texts["interest_yoga_count"][0] == "近 3 个月浏览“Yoga”主题的次数"
 
 
-def test_relation_descriptions_name_the_type():
+def test_relation_descriptions_name_type():
     spec = MapSpec(relation_types=("guarantor",), shared_types=("address",))
     texts = _descriptions(relations.features(spec))
     assert texts["rel_guarantor_count"] == ("关系类型为“担保”的关联对象数", "Related entities of relation type 'guarantor'")
@@ -36,7 +36,7 @@ def test_relation_descriptions_name_the_type():
     assert texts["shared_address_customers"][1].startswith("Other customers sharing the same 'address' as")
 
 
-def test_top_tier_headline_uses_tier_name():
+def test_top_tier_headline_name():
     from relmap_utils.segmentation.params import TierRule
     from relmap_utils.segmentation.stage import _tier_headline
 
@@ -49,7 +49,7 @@ def test_top_tier_headline_uses_tier_name():
     assert _tier_headline(TierRule(code="gold"))["zh_CN"] == "最高层级（gold）的资产占比"
 
 
-def test_campaign_list_names_the_product_and_keeps_the_code():
+def test_campaign_list_product_name():
     import pandas as pd
 
     from relmap_utils.propensity.stage import campaign_headers, with_product_name
@@ -65,10 +65,11 @@ def test_campaign_list_names_the_product_and_keeps_the_code():
     # A product without a label keeps its code as its name.
     assert with_product_name(listed, "education_wealth", "zh_CN", {})["product"].iloc[0] == "education_wealth"
     headers = campaign_headers("zh_CN")
-    assert (headers["product"], headers["product_code"]) == ("产品", "产品代码")
+    assert headers["product"] == "产品"
+    assert headers["product_code"] == "产品代码"
 
 
-def test_propensity_report_names_products(tmp_path):
+def test_propensity_report_product_names(tmp_path):
     import pandas as pd
 
     from relmap_utils.propensity.report import write_html_report
@@ -85,7 +86,7 @@ def test_propensity_report_names_products(tmp_path):
     assert "card_x" not in page
 
 
-def test_zero_cell_notice_in_words():
+def test_zero_cell_notice_words():
     import pandas as pd
 
     from relmap_utils.risk.binning import zero_cell_notice
@@ -97,11 +98,12 @@ def test_zero_cell_notice_in_words():
         "变量 life_stage：分箱 青年单身、缺失 中好客户或坏客户数为 0，已把为 0 的计数按 0.5 计，再计算 WoE 与 IV。")
     english = notice.render("en")
     assert "bins young single, missing have" in english
-    assert "add_half" not in english and "taken as 0.5" in english
+    assert "add_half" not in english
+    assert "taken as 0.5" in english
     assert "WoE and IV were set to 0" in zero_cell_notice("life_stage", table, "zero").render("en")
 
 
-def test_horizontal_bar_titles_on_the_axes_as_drawn():
+def test_horizontal_bar_axis_titles():
     from relmap_utils import charts
 
     figure = charts.bar_chart(["年龄段", "资产"], [0.31, 0.12], title="IV", x_title="IV", y_title="指标", horizontal=True)
@@ -109,10 +111,11 @@ def test_horizontal_bar_titles_on_the_axes_as_drawn():
     assert figure.layout.xaxis.title.text == "IV"
     assert figure.layout.yaxis.title.text == "指标"
     upright = charts.bar_chart(["甲", "乙"], [1, 2], title="t", x_title="分群", y_title="客户数")
-    assert (upright.layout.xaxis.title.text, upright.layout.yaxis.title.text) == ("分群", "客户数")
+    assert upright.layout.xaxis.title.text == "分群"
+    assert upright.layout.yaxis.title.text == "客户数"
 
 
-def test_iv_and_importance_charts_title_the_value_axis():
+def test_iv_importance_value_axis():
     import pandas as pd
 
     from relmap_utils.propensity.report import importance_chart
