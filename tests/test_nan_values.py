@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ibis
 import numpy as np
+import openpyxl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -250,3 +251,28 @@ def test_columns_table_shows_counts(tmp_path):
 
     assert frame.loc["amount", "NaN / infinite"] == "1 / 2"
     assert frame.loc["other", "NaN / infinite"] == ""
+
+
+def test_excel_nan_and_infinity_text_stored_as_null(tmp_path):
+    ctx = _engagement(tmp_path, [_customer_source()], {"customers.csv": CUSTOMERS})
+    workbook = openpyxl.Workbook()
+    worksheet = workbook.active
+    worksheet.append(["流水号", "客户号", "交易时间", "金额"])
+    worksheet.append(["t1", "c1", "2024-01-05 10:00:00", 10.5])
+    worksheet.append(["t2", "c1", "2024-01-06 10:00:00", "NaN"])
+    worksheet.append(["t3", "c2", "2024-02-01 09:30:00", "-inf"])
+    worksheet.append(["t4", "c3", "2024-03-01 08:00:00", 30])
+    workbook.save(ctx.engagement_dir / "data" / "txn.xlsx")
+    columns = {header: name for header, name in TRANSACTION_COLUMNS.items() if name != "balance_after"}
+    config = yaml.safe_load((ctx.run_dir / "engagement.yaml").read_text(encoding="utf-8"))
+    config["sources"].append({"name": "txn", "path": "data/txn.xlsx", "table": "transactions", "columns": columns})
+    for folder in (ctx.run_dir, ctx.engagement_dir):
+        (folder / "engagement.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    report = run_ingest(RunContext.open(ctx.run_dir))
+    counts = _source_entry(report, "txn")["non_finite_values"]["amount"]
+
+    assert _stored(ctx, "amount") == [10.5, None, None, 30.0]
+    assert counts["nan"] == 1
+    assert counts["infinite"] == 1
+    # Excel row numbers, where the header is row 1.
+    assert counts["first_rows"] == [4]
