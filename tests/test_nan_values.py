@@ -101,7 +101,7 @@ def _source_entry(report: dict, name: str) -> dict:
     return next(source for source in report["sources"] if source["name"] == name)
 
 
-def test_csv_nan_and_infinity_stored_as_null(csv_run):
+def test_csv_non_finite_stored_null(csv_run):
     ctx, _ = csv_run
 
     assert _stored(ctx, "amount") == [10.0, None, None, 20.0, 30.0]
@@ -140,7 +140,7 @@ def test_report_file_holds_counts(csv_run):
     assert _source_entry(written, "txn")["non_finite_values"]["amount"]["infinite"] == 1
 
 
-def test_parquet_nan_and_infinity_stored_as_null(parquet_run):
+def test_parquet_non_finite_stored_null(parquet_run):
     ctx, report = parquet_run
     counts = _source_entry(report, "txn")["non_finite_values"]
 
@@ -151,7 +151,7 @@ def test_parquet_nan_and_infinity_stored_as_null(parquet_run):
     assert counts["balance_after"]["infinite"] == 1
 
 
-def test_guessed_number_column_keeps_nan_text(tmp_path):
+def test_guess_number_despite_nan_text(tmp_path):
     text = "客户号,评分\nc1,1.5\nc2,NaN\nc3,2.5\n"
     source = {"name": "cust", "path": "data/customers.csv", "table": "customers", "columns": {"客户号": "customer_id"}}
     ctx = _engagement(tmp_path, [source], {"customers.csv": text})
@@ -241,7 +241,7 @@ def test_map_sees_nan_amount_as_missing(tmp_path):
     for name in partition.column_names:
         if pa.types.is_floating(partition.schema.field(name).type):
             assert pc.sum(pc.is_nan(partition[name])).as_py() in (None, 0), name
-    # c1's inflow is its one finite amount; c2's NaN amount adds nothing.
+    # c1's inflow is its one finite amount, and c2's NaN amount adds nothing.
     assert sorted(partition["inflow_monthly_avg"].to_pylist()) == [0.0, 0.0, 10.0]
 
 
@@ -253,7 +253,7 @@ def test_columns_table_shows_counts(tmp_path):
     assert frame.loc["other", "NaN / infinite"] == ""
 
 
-def test_excel_nan_and_infinity_text_stored_as_null(tmp_path):
+def test_excel_non_finite_text_stored_null(tmp_path):
     ctx = _engagement(tmp_path, [_customer_source()], {"customers.csv": CUSTOMERS})
     workbook = openpyxl.Workbook()
     worksheet = workbook.active
