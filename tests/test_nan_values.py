@@ -276,3 +276,14 @@ def test_excel_non_finite_text_stored_null(tmp_path):
     assert counts["infinite"] == 1
     # Excel row numbers, where the header is row 1.
     assert counts["first_rows"] == [4]
+
+
+def test_column_table_artifact_keeps_the_counts(tmp_path):
+    from relmap_utils.profiling.frames import columns_frame
+
+    frame = columns_frame(profile_tables({"values": _table_with_non_finite(tmp_path)})).set_index("column")
+
+    assert frame.loc["amount", "nan_values"] == 1
+    assert frame.loc["amount", "infinite_values"] == 2
+    assert frame.loc["other", "nan_values"] == 0
+    assert str(frame["nan_values"].dtype) == "Int64"

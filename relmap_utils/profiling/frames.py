@@ -66,6 +66,8 @@ def column_record(column: ColumnProfile) -> dict[str, Any]:
         quantiles_exact=column.quantiles_exact if column.quantiles else None,
         zeros=column.zeros,
         negatives=column.negatives,
+        nan_values=column.nan_values,
+        infinite_values=column.infinite_values,
         lower_fence=column.lower_fence,
         upper_fence=column.upper_fence,
         outliers_low=column.outliers_low,
@@ -92,7 +94,7 @@ def columns_frame(profile: Profile) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     # Nullable integer columns keep their type when some rows are None.
     for name in ("distinct", "zeros", "negatives", "outliers_low", "outliers_high", "max_length",
-                 "damaged_identifiers", "implausible_dates"):
+                 "damaged_identifiers", "implausible_dates", "nan_values", "infinite_values"):
         if name in frame:
             frame[name] = frame[name].astype("Int64")
     return frame
