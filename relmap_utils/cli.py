@@ -9,6 +9,7 @@ traceback and exits with code 2; a failed stage exits with code 1.
 import functools
 import inspect
 import logging
+import importlib
 import os
 import re
 import secrets
@@ -306,6 +307,15 @@ def _use_engagement_locale(engagement: Path) -> None:
         pass
 
 
+# Stages whose parameters have their own model: the function that validates
+# ``stages.<key>.params``, so `relmap validate` reports a bad value before a run.
+_STAGE_PARAMETER_CHECKS = {
+    "segmentation": "relmap_utils.segmentation.params:parse_params",
+    "propensity": "relmap_utils.propensity.params:check_parameters",
+    "risk": "relmap_utils.risk.params:make_params",
+}
+
+
 def validate_engagement(engagement: Engagement, engagement_dir: Path) -> list[str]:
     """Check an engagement without running it and return the problems as messages.
 
@@ -328,6 +338,10 @@ def validate_engagement(engagement: Engagement, engagement_dir: Path) -> list[st
         try:
             params = normalize_parameters({RUN_DIR_PARAMETER: "", **engagement.stage(stage.key).params})
             check_parameters_cell(stage.notebook_path, params)
+            check = _STAGE_PARAMETER_CHECKS.get(stage.key)
+            if check is not None:
+                module, function = check.split(":")
+                getattr(importlib.import_module(module), function)(engagement.stage(stage.key).params)
         except RelmapError as exc:
             problems.append(str(exc))
     try:

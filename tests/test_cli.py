@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from relmap_utils import stages as stages_module
@@ -375,3 +376,20 @@ sources:
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert b"K731004" not in path.read_bytes(), path
+
+
+def test_validate_checks_stage_parameters(monkeypatch, engagement):
+    monkeypatch.setattr("relmap_utils.ingest.validate_sources", lambda config, folder: [], raising=False)
+    config_path = engagement / "engagement.yaml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config.setdefault("stages", {})
+    config["stages"]["risk"] = {"params": {"screening": {"min_iv": "lots"}}}
+    config["stages"]["segmentation"] = {"params": {"no_such_key": 1}}
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+
+    result = invoke("validate", str(engagement))
+
+    assert result.exit_code == 2, result.output
+    assert "发现 2 个问题" in result.stderr
+    assert "stages.risk.params.screening.min_iv" in result.stderr
+    assert "stages.segmentation.params.no_such_key" in result.stderr
