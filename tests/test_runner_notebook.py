@@ -190,3 +190,18 @@ def test_execute_cell_timeout(tmp_path):
     assert cells[2].outputs[-1].ename == "CellTimeoutError"
     assert cells[3].metadata.papermill.status == "pending"
     assert cells[3].execution_count is None
+
+
+def test_kernels_wait_passively_unless_told_otherwise(tmp_path, monkeypatch):
+    import os
+
+    notebook = write_notebook(tmp_path / "n.ipynb", ['run_dir = ""', "import os\nprint('policy=' + os.environ.get('OMP_WAIT_POLICY', '-'))"])
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    execute_notebook(notebook, tmp_path / "passive.ipynb", {"run_dir": str(tmp_path)}, cwd=tmp_path)
+    assert "policy=PASSIVE" in (tmp_path / "passive.ipynb").read_text(encoding="utf-8")
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    execute_notebook(notebook, tmp_path / "active.ipynb", {"run_dir": str(tmp_path)}, cwd=tmp_path)
+    assert "policy=ACTIVE" in (tmp_path / "active.ipynb").read_text(encoding="utf-8")
