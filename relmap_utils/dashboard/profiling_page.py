@@ -65,6 +65,7 @@ class ProfilingPage(StagePage):
             render.safe_labels(ordered["table"]),
             ordered["rows"].astype(int).tolist(),
             title=tr("dashboard.chart.rows_per_table"),
+            x_title=tr("profiling.header.rows"),
             horizontal=True,
         )
         charts.style_figure(figure, height=max(260, 40 * len(ordered) + 100))
@@ -161,7 +162,8 @@ class ProfilingPage(StagePage):
             render.display_html(render.paragraph(title) + render.note(grouped.note()))
             return
         figure = charts.bar_chart(
-            render.safe_labels(grouped.labels()), grouped.frame["rows"].astype(int).tolist(), title=title, horizontal=True
+            render.safe_labels(grouped.labels()), grouped.frame["rows"].astype(int).tolist(), title=title,
+            x_title=tr("profiling.header.rows"), horizontal=True,
         )
         charts.style_figure(figure, height=max(260, 32 * len(grouped.frame) + 100))
         render.show_figure(figure)
