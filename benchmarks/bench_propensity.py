@@ -81,7 +81,7 @@ def measure(run_dir: Path, per_product: int, threads: int, seed: int = 42,
     from relmap_utils.context import RunContext
     from relmap_utils.propensity import data, explain, metrics, models
     from relmap_utils.propensity.params import check_parameters
-    from relmap_utils.propensity.stage import BACKGROUND_ROWS, feature_texts, load_inputs
+    from relmap_utils.propensity.stage import BACKGROUND_ROWS, load_inputs
 
     cpu_started = time.process_time()
     ctx = RunContext.open(run_dir)
