@@ -431,6 +431,50 @@ def shown_time(value: dt.datetime | str | None, manifest: dict[str, Any]) -> str
     return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} (UTC{offset[:3]}:{offset[3:]})"
 
 
+def report_timezone(report_path: str | Path) -> str | None:
+    """Return the time zone of the run a stage report is written into, or None when unknown.
+
+    Stage reports live at ``<run>/reports/<stage>.html``; the run's
+    ``manifest.json`` names the engagement's time zone. Stage report writers
+    pass it to :func:`shown_time`, so every report header shows its time as
+    the run id, the manifest and the export index do.
+
+    Parameters
+    ----------
+    report_path : str or Path
+        Where the report is (or will be) written.
+
+    Returns
+    -------
+    str or None
+        The IANA name from the manifest, or None without a readable manifest.
+    """
+    manifest_path = Path(report_path).resolve().parent.parent / MANIFEST_FILE
+    try:
+        zone = json.loads(manifest_path.read_text(encoding="utf-8")).get("timezone")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(zone) if zone else None
+
+
+def report_header_time(timezone: str | None, moment: dt.datetime | None = None) -> str:
+    """Return ``moment`` (default now) as a stage report header shows it: :func:`shown_time` in ``timezone``.
+
+    Parameters
+    ----------
+    timezone : str or None
+        IANA name of the engagement's time zone; None means the default (Asia/Shanghai).
+    moment : datetime, optional
+        A naive value is taken to be in ``timezone``.
+
+    Returns
+    -------
+    str
+        For example ``2026-12-05 12:19:12 (UTC+08:00)``.
+    """
+    return shown_time(moment or dt.datetime.now(dt.timezone.utc), {"timezone": timezone} if timezone else {})
+
+
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the run folder itself, so two exports never rewrite the manifest at once.

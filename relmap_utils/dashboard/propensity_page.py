@@ -45,13 +45,26 @@ class PropensityPage(StagePage):
         self.modelled = [name for name, entry in (self.summary.get("products") or {}).items()
                          if entry.get("status") == "modelled"]
         self.labels = report.product_labels(run.engagement)
+        # A stage that had nothing to do (no take-up labels) wrote only its reason.
+        self.skipped = self.summary.get("status") == "skipped"
+
+    def skip_reason(self) -> str:
+        """Return why the stage had nothing to do, in the page language ("" when it ran)."""
+        if not self.skipped:
+            return ""
+        field, other = ("message_en", "message_zh") if self.run.locale == "en" else ("message_zh", "message_en")
+        return str(self.summary.get(field) or self.summary.get(other) or self.summary.get("reason") or "")
 
     def product_name(self, product: str) -> str:
         """Return the product's display name in the page language."""
         return report.product_name(product, self.run.locale, self.labels)
 
     def header(self) -> None:
-        """Display the page title, the run facts and the stage's headline cards."""
+        """Display the page title, the run facts and the stage's headline cards (only the reason when it had nothing to do)."""
+        if self.skipped:
+            render.display_html(render.page_header(self.title, run_facts(self.run))
+                                + render.paragraph(self.skip_reason()))
+            return
         cards = [
             (tr("dashboard.propensity.modelled"), render.format_value(self.summary.get("products_modelled"))),
             (tr("dashboard.propensity.skipped"), render.format_value(self.summary.get("products_skipped"))),
@@ -63,6 +76,8 @@ class PropensityPage(StagePage):
 
     def product_status(self) -> None:
         """Display each product's status and test results, and why a product was skipped."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("propensity.report.products")))
         if not self.products.empty:
             shown = report.products_table(self.products, self.run.locale, self.labels)
@@ -78,6 +93,8 @@ class PropensityPage(StagePage):
 
     def gains_chart(self) -> None:
         """Display the cumulative gains of every product on the test sample."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("dashboard.propensity.gains_heading")))
         if self.gains.empty:
             render.display_html(render.paragraph(tr("profiling.report.none")))
@@ -86,6 +103,8 @@ class PropensityPage(StagePage):
 
     def calibration_chart(self) -> None:
         """Display the reliability curves and the Brier scores on the test sample."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("dashboard.propensity.calibration_heading")))
         if self.reliability.empty:
             render.display_html(render.paragraph(tr("profiling.report.none")))
@@ -94,6 +113,8 @@ class PropensityPage(StagePage):
 
     def shap_summary(self) -> None:
         """Display the SHAP importance of one product at a time, with the explainer used."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("dashboard.propensity.shap_heading")))
         if self.importance.empty or not self.modelled:
             render.display_html(render.paragraph(tr("profiling.report.none")))
@@ -127,12 +148,15 @@ class PropensityPage(StagePage):
         scores = self.run.table(STAGE_ID, "scores.parquet")
         if segments is None or scores is None:
             return pd.DataFrame()
-        column = next((name for name in ("segment", "tier") if name in segments.columns), None)
-        if column is None:
-            return pd.DataFrame()
         if "as_of" in segments.columns:
             latest = segments.as_of.max().to_pandas()
             segments = segments.filter(segments.as_of == latest)
+        # Clusters when clustering ran, else tiers, else RFM cells: each alone is a result of stage 03.
+        column = next((name for name in ("segment", "tier", "rfm_cell")
+                       if name in segments.columns and int(segments[name].count().to_pandas()) > 0), None)
+        if column is None:
+            return pd.DataFrame()
+        segments = segments.filter(segments[column].notnull())
         joined = scores.join(segments.select("customer_id", group=segments[column]), "customer_id")
         grouped = joined.group_by(["group", "product"]).aggregate(
             probability=joined.probability.mean(), customers=joined.customer_id.nunique()).to_pandas()
@@ -141,10 +165,15 @@ class PropensityPage(StagePage):
 
     def segment_heatmap(self) -> None:
         """Display the segment x product heat map, when stage 03 ran in this run."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("propensity.chart.heatmap")))
         matrix = self.segment_matrix()
         if matrix.empty:
-            render.display_html(render.paragraph(tr("dashboard.propensity.no_segments")))
+            # Stage 03 may have results whose groups are all below the privacy minimum.
+            ran = self.run.table(SEGMENT_STAGE, "customer_segments.parquet") is not None
+            key = "dashboard.propensity.segments_too_small" if ran else "dashboard.propensity.no_segments"
+            render.display_html(render.paragraph(tr(key, size=self.run.min_group_size)))
             return
         render.show_figure(report.heatmap_chart(matrix, self.labels, self._segment_names()))
 
@@ -155,7 +184,7 @@ class PropensityPage(StagePage):
         groups = pd.read_parquet(path, columns=["kind", "group", "name_zh", "name_en"])
         field = "name_en" if self.run.locale == "en" else "name_zh"
         return {str(row.group): str(getattr(row, field) or row.group) for row in groups.itertuples()
-                if row.kind in ("segment", "tier")}
+                if row.kind in ("segment", "tier", "rfm_cell")}
 
     def customer(self, pseudonym: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Return one customer's scores per product and reason codes (empty frames when not found).
@@ -211,6 +240,8 @@ class PropensityPage(StagePage):
 
     def lookup(self) -> None:
         """Display a box for one customer's pseudonym and their scores with reasons; outside Voilà, a hint."""
+        if self.skipped:
+            return
         render.display_html(render.heading(tr("dashboard.propensity.lookup_heading")))
         if not render.running_in_voila():
             render.display_html(render.paragraph(tr("dashboard.propensity.lookup_hint")))

@@ -65,6 +65,10 @@ class RiskPage(StagePage):
             for card in self.summary.get("headline_metrics") or []
         ]
         markup = render.page_header(self.title, run_facts(self.run)) + render.metric_cards(cards)
+        if self.summary.get("status") == "skipped":
+            # No default labels: say so first; the early-warning signals below still stand on their own.
+            reason = self.summary.get("message_en" if english else "message_zh") or self.summary.get("reason") or ""
+            markup += render.paragraph(str(reason))
         convention = self.summary.get("woe_convention") or {}
         markup += render.paragraph(convention.get("en" if english else "zh_CN", ""))
         render.display_html(markup)

@@ -483,6 +483,7 @@ def render_html(
     run_id: str = "",
     min_group_size: int = 1,
     generated: dt.datetime | None = None,
+    timezone: str | None = None,
 ) -> str:
     """Return the map report as one self-contained HTML document.
 
@@ -492,13 +493,15 @@ def render_html(
     and the feature dictionary. plotly.js is embedded once in the head.
     """
     locale = _locale(locale)
-    generated = generated or dt.datetime.now().replace(microsecond=0)
+    from relmap_utils.export import report_header_time  # late: export imports the page builders
+
+    generated_text = report_header_time(timezone, generated)
     text = lambda key, **params: html.escape(_text(key, locale, **params))  # noqa: E731
     dates = summary["as_of_dates"]
     features = summary["features"]
     parts = [
         f"<h1>{text('features.report.title')}</h1>",
-        f"<p class='meta'>{text('features.report.meta', engagement=engagement or '-', run=run_id or '-', generated=generated.isoformat(sep=' '))}</p>",
+        f"<p class='meta'>{text('features.report.meta', engagement=engagement or '-', run=run_id or '-', generated=generated_text)}</p>",
         "<p>" + text("features.report.overview", customers=f"{summary['customers']:,}", dates=len(dates),
                      first=dates[0], last=dates[-1], included=features["included"],
                      left_out=features["left_out"]) + "</p>",
@@ -540,7 +543,13 @@ def render_html(
 
 
 def write_html_report(path: str | Path, **options: Any) -> Path:
-    """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path."""
+    """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path.
+
+    The header time is in the time zone of the run ``path`` belongs to, unless ``timezone`` is given.
+    """
+    from relmap_utils.export import report_timezone
+
+    options.setdefault("timezone", report_timezone(path))
     return write_text(render_html(**options), Path(path))
 
 

@@ -7,7 +7,6 @@ built here from the stage's artifacts. Every text comes from the catalogs
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from collections.abc import Mapping
 from pathlib import Path
@@ -295,18 +294,23 @@ def write_html_report(path: Path, outcome: dict[str, Any], locale: str, engageme
     Path
         ``path``.
     """
+    from relmap_utils.export import report_header_time, report_timezone  # late: export imports the page builders
+
+    generated = report_header_time(report_timezone(path))
     figures = [gains_chart(outcome["gains"], labels=labels), calibration_chart(outcome["reliability"], labels=labels)]
     for product in outcome["importance"]["product"].unique() if len(outcome["importance"]) else []:
         figures.append(importance_chart(outcome["importance"], product, outcome["inputs"].dictionary, labels=labels))
     parts = [f"<h1>{html.escape(tr('propensity.report.title', locale=locale))}</h1>",
              f"<p class='meta'>{html.escape(engagement)} · {html.escape(run_id)} · "
-             f"{dt.datetime.now(dt.timezone.utc).date().isoformat()}</p>",
+             f"{html.escape(tr('propensity.report.generated', locale=locale, generated=generated))}</p>",
              f"<p>{html.escape(outcome['summary'].get('message_zh' if locale == 'zh_CN' else 'message_en', ''))}</p>",
              f"<h2>{html.escape(tr('propensity.report.products', locale=locale))}</h2>",
              products_table(outcome["products"], locale, labels).to_html(index=False, border=0, na_rep=""),
              f"<h2>{html.escape(tr('propensity.report.metrics', locale=locale))}</h2>",
              metrics_table(outcome["metrics"], locale, labels).to_html(index=False, border=0, na_rep="")]
     parts += [f"<div class='figure'>{charts.to_html(figure, include_plotlyjs=False)}</div>" for figure in figures]
+    if outcome["summary"].get("status") == "skipped":
+        parts = parts[:3]  # title, run facts and the reason: a run without labels has nothing else to show
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>04</title><style>"
             "body{font-family:'Microsoft YaHei','PingFang SC','Noto Sans CJK SC',sans-serif;margin:24px}"
             "table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #e5e7eb;padding:4px 8px}"

@@ -136,6 +136,10 @@ def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
         settings, dates, observation, training, screening, scorecard, performance, signals, model,
         backtest_summary, notices, sensitive, profile,
     )
+    if labels.empty:
+        # Without any default label nothing can be screened, scored or backtested:
+        # the runner records the stage as nothing_to_do, with this reason.
+        summary.update(status="skipped", **_skip_reason(Msg("risk.notice.no_labels", label_type=settings.label_type)))
     folder = ctx.artifacts(STAGE_ID)
     tables = {
         "indicators": screening.indicators if screening else pd.DataFrame(),
@@ -541,6 +545,11 @@ def make_summary(settings: RiskParams, dates: Sequence[Any], observation: pd.Tim
         "headline_metrics": headline,
         "headline_findings": findings,
     }
+
+
+def _skip_reason(notice: Msg) -> dict[str, str]:
+    """Return the ``reason``, ``message_zh`` and ``message_en`` fields of a skipped stage's summary."""
+    return {"reason": notice.key, "message_zh": notice.render("zh_CN"), "message_en": notice.render("en")}
 
 
 def _message_pair(notice: Msg) -> dict[str, str]:

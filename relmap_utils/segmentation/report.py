@@ -264,15 +264,20 @@ def _empty(title: str, message: str) -> go.Figure:
 
 
 def render_html(*, result: Mapping[str, Any], locale: str | None = None, engagement: str = "", run_id: str = "",
-                min_group_size: int = 1) -> str:
-    """Return the segmentation report as one self-contained HTML document (plotly.js embedded once)."""
+                min_group_size: int = 1, timezone: str | None = None, generated: dt.datetime | None = None) -> str:
+    """Return the segmentation report as one self-contained HTML document (plotly.js embedded once).
+
+    The header shows ``generated`` (default now) in ``timezone`` (the engagement's) with its UTC offset.
+    """
+    from relmap_utils.export import report_header_time  # late: export imports the page builders
+
     locale = _locale(locale)
     summary = result["summary"]
     groups = with_descriptions(result["groups"], (summary.get("params") or {}).get("tiers"))
     text = lambda key, **params: html.escape(tr(key, locale=locale, **params))  # noqa: E731
-    generated = dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
+    generated_text = report_header_time(timezone, generated)
     parts = [f"<h1>{text('segmentation.report.title')}</h1>",
-             f"<p class='meta'>{text('segmentation.report.meta', engagement=engagement or '-', run=run_id or '-', as_of=summary['as_of'], generated=generated)}</p>"]
+             f"<p class='meta'>{text('segmentation.report.meta', engagement=engagement or '-', run=run_id or '-', as_of=summary['as_of'], generated=generated_text)}</p>"]
     for kind in ("tier", "rfm_cell", "segment"):
         if groups.empty or not (groups["kind"] == kind).any():
             continue
@@ -296,7 +301,13 @@ def render_html(*, result: Mapping[str, Any], locale: str | None = None, engagem
 
 
 def write_html_report(path: str | Path, **options: Any) -> Path:
-    """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path."""
+    """Write :func:`render_html` to ``path`` (temporary file, then rename) and return the path.
+
+    The header time is in the time zone of the run ``path`` belongs to, unless ``timezone`` is given.
+    """
+    from relmap_utils.export import report_timezone
+
+    options.setdefault("timezone", report_timezone(path))
     return write_text(render_html(**options), Path(path))
 
 
