@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -66,8 +66,12 @@ def code_label(kind: str, code: str, locale: str | None = None) -> str:
     return _known(f"labels.code.{kind}.{code}", locale) or code
 
 
-def code_labels(kind: str, code: str, fallback: str | None = None) -> dict[str, str]:
+def code_labels(kind: str, code: str, fallback: str | None = None) -> Mapping[str, str]:
     """Return the display name of a code in each language, for a feature description's parameters.
+
+    The names are looked up when first read, not here: building the map
+    lists every candidate feature, and reading the catalogs for their
+    descriptions would cost more than the rest of the list.
 
     Parameters
     ----------
@@ -81,13 +85,34 @@ def code_labels(kind: str, code: str, fallback: str | None = None) -> dict[str, 
 
     Returns
     -------
-    dict of str to str
-        ``{"zh_CN": ..., "en": ...}``.
+    mapping of str to str
+        ``{"zh_CN": ..., "en": ...}``, read only.
     """
-    return {
-        locale: _known(f"labels.code.{kind}.{code}", locale) or (fallback if fallback is not None else code)
-        for locale in ("zh_CN", "en")
-    }
+    return _CodeLabels(kind, code, code if fallback is None else fallback)
+
+
+class _CodeLabels(Mapping[str, str]):
+    """The names of one code by language, looked up in the catalogs when read."""
+
+    _LOCALES = ("zh_CN", "en")
+
+    def __init__(self, kind: str, code: str, fallback: str) -> None:
+        self._key = f"labels.code.{kind}.{code}"
+        self._fallback = fallback
+
+    def __getitem__(self, locale: str) -> str:
+        if locale not in self._LOCALES:
+            raise KeyError(locale)
+        return _known(self._key, locale) or self._fallback
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._LOCALES)
+
+    def __len__(self) -> int:
+        return len(self._LOCALES)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 def is_labelled(name: str) -> bool:
