@@ -208,8 +208,7 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             "groups.parquet",
             "segmentation.export.sheet.groups",
             (
-                _column("kind", "segmentation.export.col.kind"),
-                _column("group", "segmentation.report.col.group"),
+                _column("kind", "segmentation.export.col.kind", values="segmentation.export.kind.{value}"),
                 _column("name_zh", "segmentation.export.col.name_zh"),
                 _column("name_en", "segmentation.export.col.name_en"),
                 _column("customers", "segmentation.report.col.customers"),
@@ -219,13 +218,14 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
                 _column("description_en", "segmentation.export.col.description_en"),
                 _column("action_zh", "segmentation.export.col.action_zh"),
                 _column("action_en", "segmentation.export.col.action_en"),
+                _column("group", "segmentation.report.col.group"),
             ),
         ),
         ExportTable(
             "transitions.parquet",
             "segmentation.export.sheet.transitions",
             (
-                _column("kind", "segmentation.export.col.kind"),
+                _column("kind", "segmentation.export.col.kind", values="segmentation.export.kind.{value}"),
                 _column("from_group", "segmentation.report.col.from"),
                 _column("to_group", "segmentation.report.col.to"),
                 _column("customers", "segmentation.report.col.customers"),
@@ -237,7 +237,7 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             "profiles.parquet",
             "segmentation.export.sheet.profiles",
             (
-                _column("kind", "segmentation.export.col.kind"),
+                _column("kind", "segmentation.export.col.kind", values="segmentation.export.kind.{value}"),
                 _column("group", "segmentation.report.col.group"),
                 _column("feature", "segmentation.export.col.feature"),
                 _column("mean", "segmentation.export.col.mean"),

@@ -70,3 +70,60 @@ def test_risk_with_labels_is_not_skipped(tmp_path):
     result = run_risk(ctx, outcome="any")
     assert result["summary"].get("status") != "skipped"
     assert stage_skip_reason(ctx.run_dir, "05_risk") is None
+
+
+# Codes and raw values on client pages.
+
+def test_findings_name_variables_by_label():
+    from relmap_utils.dashboard.overview import headline_findings
+
+    summary = {"headline_findings": [{"severity": "warning", "message_zh": "变量 phone_changes_recent 只有一个取值，未参与筛选。",
+                                      "message_en": "Variable phone_changes_recent has one value."}]}
+    zh = headline_findings(summary, "zh_CN")["message"].iloc[0]
+    assert "phone_changes_recent" not in zh and "近期更换手机号次数" in zh
+    assert "phone_changes_recent" not in headline_findings(summary, "en")["message"].iloc[0]
+
+
+def test_bin_edges_read_as_numbers():
+    from relmap_utils.risk.report import bin_label
+
+    assert bin_label("x", "[0.0778112,0.181327)", "interval", "zh_CN") == "0.078 至 0.18"
+    assert bin_label("x", "[-inf,0.0778112)", "interval", "zh_CN") == "低于 0.078"
+    assert bin_label("x", "[0.181327,+inf)", "interval", "en") == "0.18 and above"
+    # Close edges keep enough digits to stay apart.
+    assert bin_label("x", "[0.181,0.184)", "interval", "en") == "0.181 to 0.184"
+    assert bin_label("aum", "[80900,200000)", "interval", "zh_CN", unit="yuan") == "8.09万元 至 20.00万元"
+
+
+def test_horizon_complete_in_words():
+    from relmap_utils.risk.report import monthly_table
+
+    monthly = pd.DataFrame({"as_of": ["2024-01-31", "2024-02-29"], "customers": [10, 10],
+                            "horizon_complete": [True, False]})
+    shown = monthly_table(monthly, "zh_CN")
+    assert shown.iloc[:, -1].tolist() == ["是", "否"]
+    assert monthly_table(monthly, "en").iloc[:, -1].tolist() == ["yes", "no"]
+
+
+def test_segment_groups_named_with_code_last():
+    from relmap_utils.segmentation.report import groups_table
+
+    groups = pd.DataFrame({"kind": ["tier", "tier"], "group": ["private", "mass"], "name_zh": ["私行客户", "大众客户"],
+                           "name_en": ["private", "mass"], "customers": [19, 1981], "share": [0.0095, 0.9905],
+                           "aum_share": [0.445, 0.555], "description_zh": ["", ""], "description_en": ["", ""],
+                           "action_zh": ["", ""], "action_en": ["", ""]})
+    table = groups_table(groups, "tier", 1, "zh_CN")
+    assert table.columns[0] == "名称" and table.iloc[0, 0] == "私行客户"
+    assert table.columns[-1] == "系统代码（供风控/IT 对接）"
+
+
+# Number formats.
+
+def test_table_columns_format_alike():
+    from relmap_utils.dashboard import render
+
+    frame = pd.DataFrame({"share": [1.0, 44.5], "precision": [1.0, 0.9], "customers": [3, 4000]})
+    page = render.html_table(frame, {"share": "客户占比 %", "precision": "precision", "customers": "n"})
+    assert "<td>1.0</td>" in page and "<td>44.5</td>" in page
+    assert "<td>1.00</td>" in page and "<td>0.90</td>" in page
+    assert "<td>4,000</td>" in page

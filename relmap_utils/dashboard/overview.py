@@ -10,6 +10,7 @@ summary fields.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from relmap_utils.dashboard.customers import CustomerBase, mean_income
 from relmap_utils.dashboard.pages import REPORTS_DIR, Page, registered_pages
 from relmap_utils.dashboard.run import SHOWN_STATUSES, DashboardRun, open_run
 from relmap_utils.dashboard.widgets import Filters, filtered_section
+from relmap_utils.features.labels import feature_label
 from relmap_utils.i18n import tr
 from relmap_utils.manifest import NOTHING_TO_DO, skip_reason_text
 
@@ -133,14 +135,42 @@ def propensity_cards(summary: dict[str, Any], locale: str, run: DashboardRun | N
     return cards
 
 
-def headline_findings(summary: dict[str, Any], locale: str) -> pd.DataFrame:
-    """Return the summary's headline findings as a frame with ``severity`` and ``message``."""
+# A column name in a message: lower case words joined by underscores (``phone_changes_recent``).
+_COLUMN_NAME = re.compile(r"(?<![A-Za-z0-9_])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![A-Za-z0-9_])")
+
+
+def named_columns(text: str, locale: str, dictionary: pd.DataFrame | None = None) -> str:
+    """Return ``text`` with each map column name in it replaced by its display name.
+
+    Parameters
+    ----------
+    text : str
+        A finding as a stage wrote it.
+    locale : str
+        ``zh_CN`` or ``en``.
+    dictionary : pandas.DataFrame, optional
+        The map's feature dictionary, for features the catalogs do not name.
+
+    Returns
+    -------
+    str
+        The text; names without a known label are left as they are.
+    """
+    return _COLUMN_NAME.sub(lambda match: feature_label(match.group(0), locale, dictionary), text or "")
+
+
+def headline_findings(summary: dict[str, Any], locale: str, dictionary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the summary's headline findings as a frame with ``severity`` and ``message``.
+
+    Column names in a message are shown by their label (:func:`named_columns`).
+    """
     records = []
     for item in summary.get("headline_findings") or []:
         if not isinstance(item, dict):
             continue
         message = item.get("message_en") if locale == "en" else item.get("message_zh")
-        records.append({"severity": str(item.get("severity", "info")), "message": str(message or "")})
+        records.append({"severity": str(item.get("severity", "info")),
+                        "message": named_columns(str(message or ""), locale, dictionary)})
     return pd.DataFrame(records, columns=["severity", "message"])
 
 
@@ -191,6 +221,11 @@ class OverviewPage:
         text = tr(key)
         return status if text == key else text
 
+    def _dictionary(self) -> pd.DataFrame | None:
+        """Return the run's feature dictionary (02), or None when the map did not run."""
+        path = self.run.artifact_path("02_map", "feature_dictionary.parquet")
+        return pd.read_parquet(path) if path.is_file() else None
+
     def key_findings(self) -> None:
         """Display the headline metrics and findings of every stage that ran and wrote a summary."""
         locale = self.run.locale
@@ -214,7 +249,7 @@ class OverviewPage:
             cards = headline_metrics(str(entry.get("id")), summary, locale, self.run)
             if cards:
                 parts.append(render.metric_cards(cards))
-            findings = headline_findings(summary, locale)
+            findings = headline_findings(summary, locale, self._dictionary())
             if len(findings):
                 parts.append(
                     render.html_table(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -127,6 +128,44 @@ def format_value(value: Any, kind: str = "number", locale: str | None = None) ->
     return f"{float(value):,.2f}"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def column_format(values: pd.Series, header: str = "") -> Callable[[Any], str] | None:
+    """Return one formatter for every number of a table column, so a column never mixes ``1`` and ``44.50``.
+
+    Whole numbers stay integers with thousands separators; a column with any
+    fraction shows every value with the same decimals: one in a percentage
+    column (header with ``%``), two otherwise (ratios). Columns with text
+    get None (each cell formatted alone).
+
+    Parameters
+    ----------
+    values : pandas.Series
+    header : str
+        The column's header text.
+
+    Returns
+    -------
+    callable or None
+    """
+    present = [value for value in values.tolist() if value is not None and value is not pd.NA
+               and not (isinstance(value, float) and math.isnan(value))]
+    if not present or not all(_is_number(value) for value in present):
+        return None
+    if all(float(value).is_integer() for value in present if math.isfinite(float(value))):
+        return lambda value: format_value(value)
+    pattern = "{:,.1f}" if "%" in str(header) else "{:,.2f}"
+
+    def shown(value: Any) -> str:
+        if not _is_number(value) or not math.isfinite(float(value)):
+            return format_value(value)
+        return pattern.format(float(value))
+
+    return shown
+
+
 def html_table(
     frame: pd.DataFrame,
     headers: Mapping[str, str],
@@ -151,7 +190,9 @@ def html_table(
         Columns whose formatter returns markup built by this module (such as
         :func:`severity_badge`); their cells are not escaped again.
     """
-    formats = formats or {}
+    formats = {**{column: formatter for column, label in headers.items()
+                  if column in frame.columns and (formatter := column_format(frame[column], label)) is not None},
+               **(formats or {})}
     head = "".join(f"<th>{escape(label)}</th>" for label in headers.values())
     rows = []
     for record in frame.to_dict("records"):

@@ -40,12 +40,24 @@ def indicator_name(variable: str, locale: str | None = None) -> str:
     return feature_label(str(variable), _locale(locale))
 
 
-def bin_label(variable: str, label: str, kind: str, locale: str | None = None) -> str:
-    """Return a bin as a client reads it: category codes by name (``{young_single}`` as ``青年单身``), missing in words."""
+_INTERVAL = re.compile(r"^\[\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$")
+
+
+def bin_label(variable: str, label: str, kind: str, locale: str | None = None, unit: str | None = None) -> str:
+    """Return a bin as a client reads it: category codes by name (``{young_single}`` as ``青年单身``), missing in words.
+
+    A numeric interval ``[0.0778112,0.181327)`` reads ``0.078 至 0.18``, ``[-inf,0.0778)``
+    ``低于 0.078`` and ``[0.18,+inf)`` ``0.18 及以上``; edges are formatted by the
+    feature's dictionary ``unit`` when given, else with the fewest digits (at
+    least two significant) that keep the two edges apart.
+    """
     locale = _locale(locale)
     if kind == "missing":
         return tr("risk.bin.missing", locale=locale)
     text = str(label)
+    interval = _INTERVAL.match(text) if kind == "interval" else None
+    if interval:
+        return _interval_text(variable, interval.group(1), interval.group(2), locale, unit)
     if kind == "categories" and text.startswith("{") and text.endswith("}"):
         separator = "、" if locale == "zh_CN" else ", "
         return separator.join(value_label(variable, value, locale) for value in text[1:-1].split(","))
@@ -63,6 +75,43 @@ def _translated(prefix: str, value: Any, locale: str) -> Any:
 def _rename(frame: pd.DataFrame, columns: list[str], locale: str) -> pd.DataFrame:
     present = [name for name in columns if name in frame.columns]
     return frame[present].rename(columns={name: _header(name, locale) for name in present})
+
+
+def _edge_texts(variable: str, lower: float, upper: float, locale: str, unit: str | None) -> tuple[str, str]:
+    from relmap_utils.features.labels import format_value
+
+    if unit:
+        return format_value(variable, lower, unit, locale), format_value(variable, upper, unit, locale)
+    finite = [value for value in (lower, upper) if abs(value) != float("inf")]
+    for digits in range(2, 8):
+        texts = [_short_number(value, digits) for value in finite]
+        if len(set(texts)) == len(texts):
+            break
+    shown = iter(texts)
+    return tuple(next(shown) if abs(value) != float("inf") else "" for value in (lower, upper))  # type: ignore[return-value]
+
+
+def _short_number(value: float, digits: int) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return f"{float(f'{value:.{digits}g}'):,}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.{digits}g}"
+
+
+def _interval_text(variable: str, lower_text: str, upper_text: str, locale: str, unit: str | None) -> str:
+    try:
+        lower, upper = float(lower_text), float(upper_text)
+    except ValueError:
+        return f"[{lower_text},{upper_text})"
+    low, high = _edge_texts(variable, lower, upper, locale, unit)
+    if lower == float("-inf") and upper == float("inf"):
+        return tr("risk.bin.all", locale=locale)
+    if lower == float("-inf"):
+        return tr("risk.bin.below", locale=locale, upper=high)
+    if upper == float("inf"):
+        return tr("risk.bin.from", locale=locale, lower=low)
+    return tr("risk.bin.between", locale=locale, lower=low, upper=high)
 
 
 def backtest_table(summary: Mapping[str, Any], locale: str | None = None) -> pd.DataFrame:
@@ -94,7 +143,13 @@ def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFr
                "warned_recall", "k", "precision_at_k", "recall_at_k"]
     if monthly.empty:
         return pd.DataFrame()
-    return _rename(monthly.round(3).assign(as_of=monthly["as_of"].astype(str)), columns, _locale(locale))
+    locale = _locale(locale)
+    shown = monthly.round(3).assign(as_of=monthly["as_of"].astype(str))
+    if "horizon_complete" in shown.columns:
+        # A yes/no column: in words, not 1/0.
+        shown["horizon_complete"] = [tr("core.yes" if bool(value) else "core.no", locale=locale)
+                                     if pd.notna(value) else "-" for value in shown["horizon_complete"]]
+    return _rename(shown, columns, locale)
 
 
 def indicator_table(indicators: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:

@@ -141,8 +141,8 @@ def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, local
                  codes: bool = True) -> pd.DataFrame:
     """Return the groups of one kind with size, shares, description and action; small groups merged.
 
-    ``codes=False`` leaves out the group code, which only the consultant's
-    configuration uses.
+    Groups are named in ``locale``; the group code comes last, in a column
+    titled for the risk and IT teams, and ``codes=False`` leaves it out.
     """
     locale = _locale(locale)
     frame = groups[groups["kind"] == kind]
@@ -153,7 +153,6 @@ def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, local
     frame = frame[frame["group"].isin(shown)]
     suffix = "en" if locale == "en" else "zh"
     table = pd.DataFrame({
-        tr("segmentation.report.col.group", locale=locale): frame["group"].astype(str),
         tr("segmentation.report.col.name", locale=locale): frame[f"name_{suffix}"],
         tr("segmentation.report.col.customers", locale=locale): frame["customers"].astype(int),
         tr("segmentation.report.col.share", locale=locale): (frame["share"].astype(float) * 100).round(1),
@@ -161,6 +160,8 @@ def groups_table(groups: pd.DataFrame, kind: str, min_group_size: int = 1, local
             (pd.to_numeric(frame["aum_share"], errors="coerce") * 100).round(1),
         tr("segmentation.report.col.description", locale=locale): frame[f"description_{suffix}"],
         tr("segmentation.report.col.action", locale=locale): frame[f"action_{suffix}"],
+        # Last, and titled for whom: the risk and IT teams match groups by code.
+        tr("segmentation.report.col.group", locale=locale): frame["group"].astype(str),
     })
     if not codes:
         table = table.drop(columns=tr("segmentation.report.col.group", locale=locale))
