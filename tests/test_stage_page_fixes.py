@@ -127,3 +127,16 @@ def test_table_columns_format_alike():
     assert "<td>1.0</td>" in page and "<td>44.5</td>" in page
     assert "<td>1.00</td>" in page and "<td>0.90</td>" in page
     assert "<td>4,000</td>" in page
+
+
+def test_profile_heatmap_says_no_data_for_missing_means():
+    from relmap_utils.segmentation.report import profile_heatmap
+
+    groups = pd.DataFrame({"kind": ["segment"] * 2, "group": ["S1", "S3"], "customers": [50, 40],
+                           "name_zh": ["S1 资产高", "S3 交易笔数低"], "name_en": ["S1 high assets", "S3 few transactions"]})
+    contrasts = pd.DataFrame({"kind": ["segment"] * 4, "group": ["S1", "S1", "S3", "S3"],
+                              "feature": ["aum", "channel_share_mobile"] * 2,
+                              "contrast": [1.2, 0.4, -0.3, float("nan")]})
+    figure = profile_heatmap(groups, contrasts, "segment", 10, "zh_CN")
+    notes = [annotation.text for annotation in figure.layout.annotations]
+    assert notes == ["无数据"]

@@ -202,6 +202,13 @@ def profile_heatmap(groups: pd.DataFrame, contrasts: pd.DataFrame, kind: str, mi
     trace = go.Heatmap(z=values.to_numpy().tolist(), x=x, y=y, zmin=-2, zmax=2, colorscale="RdBu", reversescale=True,
                        colorbar={"title": "σ"})
     figure = charts.style_figure(go.Figure(trace), title, height=max(320, 60 + 40 * len(y)))
+    # A group without a value (e.g. channel shares of customers without transactions) is said so, not left blank.
+    missing = tr("segmentation.report.no_data", locale=locale)
+    for row, group_text in enumerate(y):
+        for column, feature_text in enumerate(x):
+            if pd.isna(values.iat[row, column]):
+                figure.add_annotation(x=feature_text, y=group_text, text=missing, showarrow=False,
+                                      font={"color": "#6b7280", "size": 11})
     figure.update_yaxes(autorange="reversed")
     return figure
 
