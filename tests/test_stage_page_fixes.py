@@ -140,3 +140,13 @@ def test_profile_heatmap_says_no_data_for_missing_means():
     figure = profile_heatmap(groups, contrasts, "segment", 10, "zh_CN")
     notes = [annotation.text for annotation in figure.layout.annotations]
     assert notes == ["无数据"]
+
+
+def test_page_run_facts_show_zone_offset():
+    from types import SimpleNamespace
+
+    from relmap_utils.dashboard.overview import run_facts
+
+    run = SimpleNamespace(manifest={"timezone": "Asia/Shanghai", "ended_at": "2026-12-05T12:19:12+08:00"},
+                          engagement=SimpleNamespace(client="示例银行", name="demo"), run_id="20261205-121912")
+    assert "2026-12-05 12:19:12 (UTC+08:00)" in run_facts(run)

@@ -9,7 +9,6 @@ summary fields.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,10 @@ METRIC_FORMATS = ("number", "amount", "percent", "score", "text")
 
 def run_facts(run: DashboardRun) -> str:
     """Return the line under a page title: client, engagement, run id and end time."""
-    ended = run.manifest.get("ended_at") or run.manifest.get("started_at") or "-"
-    try:
-        ended = dt.datetime.fromisoformat(str(ended)).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        pass
+    from relmap_utils.export import shown_time  # late: export imports the dashboard renderer
+
+    # The same time format as the stage reports and the export index, with the zone's offset.
+    ended = shown_time(run.manifest.get("ended_at") or run.manifest.get("started_at"), run.manifest)
     return tr(
         "dashboard.run_facts",
         client=run.engagement.client,

@@ -135,10 +135,10 @@ def _is_number(value: Any) -> bool:
 def column_format(values: pd.Series, header: str = "") -> Callable[[Any], str] | None:
     """Return one formatter for every number of a table column, so a column never mixes ``1`` and ``44.50``.
 
-    Whole numbers stay integers with thousands separators; a column with any
+    Whole numbers stay integers with thousands separators. A column with any
     fraction shows every value with the same decimals: one in a percentage
-    column (header with ``%``), two otherwise (ratios). Columns with text
-    get None (each cell formatted alone).
+    column (header with ``%``), two otherwise (ratios). A column with text
+    gets None, so each of its cells is formatted alone.
 
     Parameters
     ----------

@@ -47,9 +47,9 @@ def bin_label(variable: str, label: str, kind: str, locale: str | None = None, u
     """Return a bin as a client reads it: category codes by name (``{young_single}`` as ``青年单身``), missing in words.
 
     A numeric interval ``[0.0778112,0.181327)`` reads ``0.078 至 0.18``, ``[-inf,0.0778)``
-    ``低于 0.078`` and ``[0.18,+inf)`` ``0.18 及以上``; edges are formatted by the
-    feature's dictionary ``unit`` when given, else with the fewest digits (at
-    least two significant) that keep the two edges apart.
+    reads ``低于 0.078`` and ``[0.18,+inf)`` reads ``0.18 及以上``. Edges are formatted
+    by the feature's dictionary ``unit`` when given. Without one, they get the
+    fewest significant digits (at least two) that keep the two edges apart.
     """
     locale = _locale(locale)
     if kind == "missing":
@@ -146,7 +146,7 @@ def monthly_table(monthly: pd.DataFrame, locale: str | None = None) -> pd.DataFr
     locale = _locale(locale)
     shown = monthly.round(3).assign(as_of=monthly["as_of"].astype(str))
     if "horizon_complete" in shown.columns:
-        # A yes/no column: in words, not 1/0.
+        # A yes/no column reads in words, not as 1/0.
         shown["horizon_complete"] = [tr("core.yes" if bool(value) else "core.no", locale=locale)
                                      if pd.notna(value) else "-" for value in shown["horizon_complete"]]
     return _rename(shown, columns, locale)
