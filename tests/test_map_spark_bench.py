@@ -72,5 +72,6 @@ def test_compare_tools_agree_with_relmap(bench_run):
     assert set(compare["summaries"]) == {"relmap_map", "relmap_core", "pandas", "duckdb_sql"}
     assert compare["columns_differing_from_relmap"] == {"relmap_map": [], "pandas": [], "duckdb_sql": []}
     assert set(compare["ratios"]) == {
-        "pandas_over_relmap_core", "pandas_over_relmap_map", "relmap_core_over_duckdb_sql",
+        "pandas_over_relmap_core", "pandas_over_relmap_map", "relmap_core_over_duckdb_sql", "pandas_over_duckdb_sql",
+        "cpu_pandas_over_relmap_core", "cpu_relmap_core_over_duckdb_sql", "cpu_pandas_over_duckdb_sql",
     }  # fmt: skip
