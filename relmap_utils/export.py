@@ -41,7 +41,7 @@ import logging
 import os
 import shutil
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +77,16 @@ class ExportColumn:
         Catalog key template for the values, with ``{value}`` in it, for
         example ``"profiling.severity.{value}"``; a value without an entry
         is written as it is.
+    lookup : str, optional
+        ``"group"``: the values are group codes of the stage's
+        ``groups.parquet``, written by their name in the report language.
+        ``"feature"``: the values are map column names, written by their label.
     """
 
     name: str
     label: str
     values: str | None = None
+    lookup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,8 @@ class ExportTable:
     columns: tuple[ExportColumn, ...]
 
 
-def _column(name: str, label: str | None = None, values: str | None = None) -> ExportColumn:
-    return ExportColumn(name, label or f"profiling.header.{name}", values)
+def _column(name: str, label: str | None = None, values: str | None = None, lookup: str | None = None) -> ExportColumn:
+    return ExportColumn(name, label or f"profiling.header.{name}", values, lookup)
 
 
 # The key tables per stage id. Headers reuse the profiling report's labels
@@ -226,11 +231,11 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             "segmentation.export.sheet.transitions",
             (
                 _column("kind", "segmentation.export.col.kind", values="segmentation.export.kind.{value}"),
-                _column("from_group", "segmentation.report.col.from"),
-                _column("to_group", "segmentation.report.col.to"),
+                _column("from_group", "segmentation.report.col.from", lookup="group"),
+                _column("to_group", "segmentation.report.col.to", lookup="group"),
                 _column("customers", "segmentation.report.col.customers"),
                 _column("share", "segmentation.export.col.transition_share"),
-                _column("direction", "segmentation.export.col.direction"),
+                _column("direction", "segmentation.export.col.direction", values="segmentation.export.direction.{value}"),
             ),
         ),
         ExportTable(
@@ -238,11 +243,12 @@ EXPORT_TABLES: dict[str, tuple[ExportTable, ...]] = {
             "segmentation.export.sheet.profiles",
             (
                 _column("kind", "segmentation.export.col.kind", values="segmentation.export.kind.{value}"),
-                _column("group", "segmentation.report.col.group"),
-                _column("feature", "segmentation.export.col.feature"),
+                _column("group", "segmentation.report.col.name", lookup="group"),
+                _column("feature", "segmentation.export.col.feature", lookup="feature"),
                 _column("mean", "segmentation.export.col.mean"),
                 _column("population_mean", "segmentation.export.col.population_mean"),
                 _column("contrast", "segmentation.export.col.contrast"),
+                _column("group", "segmentation.report.col.group"),
             ),
         ),
     ),
@@ -666,6 +672,23 @@ def _cell_value(value: Any, column: ExportColumn) -> Any:
     return value
 
 
+def _lookups(folder: Path, columns: list[ExportColumn]) -> dict[str, Callable[[str], Any]]:
+    """Return for each ``lookup`` kind a function from a value to its display name in the report language."""
+    import pyarrow.parquet as pq
+
+    from relmap_utils.features.labels import feature_label
+
+    locale = get_locale()
+    names: dict[str, str] = {}
+    groups = folder / "groups.parquet"
+    if any(column.lookup == "group" for column in columns) and groups.is_file():
+        frame = pq.read_table(groups, columns=["group", "name_zh", "name_en"]).to_pandas()
+        for row in frame.itertuples():
+            name = row.name_en if locale == "en" else row.name_zh
+            names[str(row.group)] = str(name) if isinstance(name, str) and name else str(row.group)
+    return {"group": lambda code: names.get(code, code), "feature": lambda name: feature_label(name, locale)}
+
+
 def _text_cell(sheet: Any, value: Any) -> Any:
     from openpyxl.cell import WriteOnlyCell
 
@@ -710,14 +733,18 @@ def write_workbook(
         present = set(pq.read_schema(path).names)
         columns = [column for column in table.columns if column.name in present]
         positions = [table.columns.index(column) for column in columns]
+        lookups = _lookups(path.parent, columns)
+        read = list(dict.fromkeys(column.name for column in columns))
         written, truncated = 0, False
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000, columns=[c.name for c in columns]):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000, columns=read):
             for row in zip(*(batch.column(column.name).to_pylist() for column in columns)):
                 if written >= EXCEL_MAX_ROWS - 1:
                     truncated = True
                     break
                 values: list[Any] = [None] * len(table.columns)
                 for position, column, value in zip(positions, columns, row):
+                    if column.lookup and value is not None:
+                        value = lookups[column.lookup](str(value))
                     values[position] = _text_cell(sheet, _cell_value(value, column))
                 sheet.append(values)
                 written += 1

@@ -150,3 +150,17 @@ def test_page_run_facts_show_zone_offset():
     run = SimpleNamespace(manifest={"timezone": "Asia/Shanghai", "ended_at": "2026-12-05T12:19:12+08:00"},
                           engagement=SimpleNamespace(client="示例银行", name="demo"), run_id="20261205-121912")
     assert "2026-12-05 12:19:12 (UTC+08:00)" in run_facts(run)
+
+
+def test_segmentation_workbook_names_groups(tmp_path):
+    from relmap_utils.export import EXPORT_TABLES, _lookups
+
+    folder = tmp_path / "03_segmentation"
+    folder.mkdir()
+    pd.DataFrame({"kind": ["tier"], "group": ["private"], "name_zh": ["私行客户"],
+                  "name_en": ["private banking"]}).to_parquet(folder / "groups.parquet")
+    transitions = next(table for table in EXPORT_TABLES["03_segmentation"] if table.file == "transitions.parquet")
+    lookups = _lookups(folder, list(transitions.columns))
+    assert lookups["group"]("private") == "私行客户"
+    assert lookups["group"]("unknown") == "unknown"
+    assert lookups["feature"]("phone_changes_recent") == "近期更换手机号次数"
