@@ -6,12 +6,17 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pytest
 
 from relmap_utils.context import RunContext
+from relmap_utils.dashboard import render
+from relmap_utils.dashboard.propensity_page import PropensityPage
+from relmap_utils.dashboard.run import open_run
 from relmap_utils.export import report_header_time, report_timezone
 from relmap_utils.manifest import stage_skip_reason
 from relmap_utils.propensity import report as propensity_report
 from relmap_utils.risk.stage import run_stage as run_risk
+from test_dashboard import engagement, write_run  # noqa: F401  (engagement is a fixture)
 from test_risk_stage import DATES, _write_run
 
 MOMENT = dt.datetime(2026, 12, 5, 4, 19, 12, tzinfo=dt.timezone.utc)
@@ -164,3 +169,41 @@ def test_segmentation_workbook_names_groups(tmp_path):
     assert lookups["group"]("private") == "私行客户"
     assert lookups["group"]("unknown") == "unknown"
     assert lookups["feature"]("phone_changes_recent") == "近期更换手机号次数"
+
+
+# The 04 page of a run without take-up labels, and its segment heat map.
+
+
+@pytest.fixture
+def shown(monkeypatch) -> dict:
+    collected: dict = {"html": [], "figures": []}
+    monkeypatch.setattr(render, "display_html", collected["html"].append)
+    monkeypatch.setattr(render, "show_figure", collected["figures"].append)
+    return collected
+
+
+def test_propensity_page_without_labels_shows_reason_only(engagement, shown):  # noqa: F811
+    summary = _skipped_outcome()["summary"]
+    page = PropensityPage(open_run(write_run(engagement, "20260101-090000", stages={"04_propensity": summary})))
+    for section in (page.header, page.product_status, page.gains_chart, page.calibration_chart,
+                    page.shap_summary, page.segment_heatmap):
+        section()
+    markup = "".join(shown["html"])
+    assert "没有产品开通标签，无法建模。" in markup
+    assert "<table" not in markup
+    assert "客户分群（03）" not in markup
+    assert shown["figures"] == []
+
+
+def test_segment_heatmap_uses_tiers_without_clusters(engagement, shown):  # noqa: F811
+    run_dir = write_run(engagement, "20260101-090000",
+                        stages={"03_segmentation": {"stage": "03_segmentation"},
+                                "04_propensity": {"stage": "04_propensity", "products": {}}})
+    customers = [f"c{i:02d}" for i in range(30)]
+    pd.DataFrame({"as_of": ["2024-06-30"] * 30, "customer_id": customers, "tier": ["mass"] * 20 + ["wealth"] * 10,
+                  "segment": [None] * 30}).to_parquet(run_dir / "artifacts" / "03_segmentation" / "customer_segments.parquet")
+    pd.DataFrame({"customer_id": customers, "product": ["fund"] * 30,
+                  "probability": [0.1] * 20 + [0.4] * 10}).to_parquet(run_dir / "artifacts" / "04_propensity" / "scores.parquet")
+    matrix = PropensityPage(open_run(run_dir)).segment_matrix()
+    assert matrix.loc["mass", "fund"] == pytest.approx(0.1)
+    assert matrix.loc["wealth", "fund"] == pytest.approx(0.4)
