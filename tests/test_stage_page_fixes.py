@@ -207,3 +207,13 @@ def test_segment_heatmap_uses_tiers_without_clusters(engagement, shown):  # noqa
     matrix = PropensityPage(open_run(run_dir)).segment_matrix()
     assert matrix.loc["mass", "fund"] == pytest.approx(0.1)
     assert matrix.loc["wealth", "fund"] == pytest.approx(0.4)
+
+
+def test_bin_edges_use_the_feature_unit():
+    from relmap_utils.risk.report import bin_label, scorecard_table
+
+    assert bin_label("channel_share_payroll", "[0.0259,0.168)", "interval", "zh_CN", unit="share") == "2.6% 至 16.8%"
+    card = pd.DataFrame({"variable": ["channel_share_payroll"], "bin": ["[-inf,0.0259)"], "kind": ["interval"],
+                         "count": [149], "bad_rate": [0.05], "woe": [0.2], "coef": [0.96], "points": [107]})
+    table = scorecard_table(card, "en", {"channel_share_payroll": "share"})
+    assert "below 2.6%" in table.iloc[0].tolist()

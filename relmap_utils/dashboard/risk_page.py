@@ -49,6 +49,15 @@ class RiskPage(StagePage):
         self.warnings = self.read_table("warnings.parquet")
         self.monthly = self.read_table("backtest_monthly.parquet")
         self.lead_times = self.read_table("lead_times.parquet")
+        self.units = self._units()
+
+    def _units(self) -> dict[str, str]:
+        """Return each map feature's dictionary unit, so bin edges read as amounts, shares or counts."""
+        path = self.run.artifact_path("02_map", "feature_dictionary.parquet")
+        if not path.is_file():
+            return {}
+        frame = pd.read_parquet(path, columns=["name", "unit"])
+        return {str(row.name): str(row.unit) for row in frame.itertuples() if isinstance(row.unit, str) and row.unit}
 
     @property
     def locale(self) -> str:
@@ -105,7 +114,7 @@ class RiskPage(StagePage):
         settings = self.summary.get("scorecard") or {}
         render.display_html(render.paragraph(tr("risk.page.scaling", base=settings.get("base_score"),
                                                 odds=settings.get("base_odds"), pdo=settings.get("pdo"))))
-        table = report.scorecard_table(self.scorecard, self.locale)
+        table = report.scorecard_table(self.scorecard, self.locale, self.units)
         render.display_html(render.html_table(table, {name: name for name in table.columns}))
 
     def woe_charts(self) -> None:
@@ -118,7 +127,7 @@ class RiskPage(StagePage):
         options = [(report.indicator_name(name, self.locale), name) for name in kept]
         spec = FilterSpec("indicator", tr("risk.header.variable"), options, include_all=False)
         filtered_section([spec], lambda filters: render.show_figure(
-            report.woe_chart(self.bins, filters.get("indicator") or kept[0], self.locale)))
+            report.woe_chart(self.bins, filters.get("indicator") or kept[0], self.locale, self.units)))
 
     def correlation_heatmap(self) -> None:
         """Display the Spearman correlation heat map of the candidates' WoE."""

@@ -179,7 +179,8 @@ def _named_variables(frame: pd.DataFrame, locale: str) -> pd.DataFrame:
     return frame.assign(column=frame["variable"], variable=[indicator_name(name, locale) for name in frame["variable"]])
 
 
-def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None) -> pd.DataFrame:
+def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None,
+                    units: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Return the scorecard: points per bin of each kept indicator, indicators and categories by name."""
     locale = _locale(locale)
     columns = ["variable", "column", "bin", "count", "bad_rate", "woe", "coef", "points"]
@@ -187,7 +188,7 @@ def scorecard_table(scorecard: pd.DataFrame, locale: str | None = None) -> pd.Da
         return pd.DataFrame()
     frame = scorecard.round(4)
     if "kind" in frame:
-        frame["bin"] = [bin_label(variable, label, kind, locale)
+        frame["bin"] = [bin_label(variable, label, kind, locale, (units or {}).get(variable))
                         for variable, label, kind in zip(frame["variable"], frame["bin"], frame["kind"])]
     return _rename(_named_variables(frame, locale), columns, locale)
 
@@ -223,11 +224,13 @@ def iv_chart(indicators: pd.DataFrame, top: int = 20, locale: str | None = None)
     return figure
 
 
-def woe_chart(bins: pd.DataFrame, variable: str, locale: str | None = None) -> go.Figure:
+def woe_chart(bins: pd.DataFrame, variable: str, locale: str | None = None,
+              units: Mapping[str, str] | None = None) -> go.Figure:
     """Return the WoE of each bin of ``variable`` with its bad rate on hover."""
     locale = _locale(locale)
     rows = bins[(bins["variable"] == variable) & ~bins["empty"]]
-    labels = [escape(bin_label(variable, label, kind, locale)) for label, kind in zip(rows["bin"], rows["kind"])]
+    unit = (units or {}).get(variable)
+    labels = [escape(bin_label(variable, label, kind, locale, unit)) for label, kind in zip(rows["bin"], rows["kind"])]
     figure = charts.bar_chart(labels, rows["woe"].round(4).tolist(),
                               title=tr("risk.chart.woe", locale=locale, variable=escape(indicator_name(variable, locale))),
                               y_title="WoE")
