@@ -366,10 +366,11 @@ sources:
     stages = {entry["key"]: entry for entry in manifest["stages"]}
     # Later stages (the relationship map, ...) run too; ingest and profiling come first.
     assert [entry["key"] for entry in manifest["stages"]][:2] == ["ingest", "profiling"]
-    # Without take-up labels, stage 04 has nothing to model and says so instead of failing.
-    expected = {**dict.fromkeys(stages, "succeeded"), "propensity": "nothing_to_do"}
+    # Without labels, stages 04 and 05 have nothing to model and say so instead of failing.
+    expected = {**dict.fromkeys(stages, "succeeded"), "propensity": "nothing_to_do", "risk": "nothing_to_do"}
     assert {key: entry["status"] for key, entry in stages.items()} == expected
     assert stages["propensity"]["skip_reason"]["key"] == "propensity.no_labels"
+    assert stages["risk"]["skip_reason"]["key"] == "risk.notice.no_labels"
     assert (run_dir / "artifacts" / "00_ingest" / "tables" / "customers.parquet").is_file()
     assert stages["profiling"]["artifacts"]
     # customer numbers are pseudonymized at ingest, so no run file may contain them

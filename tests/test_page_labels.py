@@ -174,7 +174,7 @@ def test_groups_table_without_codes():
 
 def test_risk_bins_and_notices_named():
     assert risk_report.bin_label("life_stage", "{pre_retirement,retirement}", "categories", "zh_CN") == "临近退休、退休"
-    assert risk_report.bin_label("aum", "[0,5)", "interval", "zh_CN") == "[0,5)"
+    assert risk_report.bin_label("aum", "[0,5)", "interval", "zh_CN") == "0 至 5"
     assert risk_report.bin_label("aum", "missing", "missing", "zh_CN") == "缺失"
     text = "变量 T 只有一个取值；Tax 与 T_x 不变。"
     assert risk_report.named_in_text(text, ["T", "T_x"], "zh_CN") == "变量 首次消费至今天数 只有一个取值；Tax 与 T_x 不变。"
