@@ -311,6 +311,7 @@ def _use_engagement_locale(engagement: Path) -> None:
 # Stages whose parameters have their own model: the function that validates
 # ``stages.<key>.params``, so `relmap validate` reports a bad value before a run.
 _STAGE_PARAMETER_CHECKS = {
+    "profiling": "relmap_utils.profiling.stage:check_parameters",
     "segmentation": "relmap_utils.segmentation.params:parse_params",
     "propensity": "relmap_utils.propensity.params:check_parameters",
     "risk": "relmap_utils.risk.params:make_params",

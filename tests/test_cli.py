@@ -386,11 +386,13 @@ def test_validate_checks_stage_parameters(monkeypatch, engagement):
     config.setdefault("stages", {})
     config["stages"]["risk"] = {"params": {"screening": {"min_iv": "lots"}}}
     config["stages"]["segmentation"] = {"params": {"no_such_key": 1}}
+    config["stages"]["profiling"] = {"params": {"top_n": -1}}
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
 
     result = invoke("validate", str(engagement))
 
     assert result.exit_code == 2, result.output
-    assert "发现 2 个问题" in result.stderr
+    assert "发现 3 个问题" in result.stderr
+    assert "top_n" in result.stderr
     assert "stages.risk.params.screening.min_iv" in result.stderr
     assert "stages.segmentation.params.no_such_key" in result.stderr
