@@ -91,3 +91,29 @@ def test_help_is_chinese_first():
 
     assert "营销名单中假名所在的列" in result.output
     assert "银行客户主数据文件" in result.output
+
+
+def test_stray_separators_are_not_pseudonyms(tmp_path, master, pseudonym_key):
+    p123 = pseudonymize_value("000123", pseudonym_key)
+    listing = _write_list(tmp_path, "客户号（假名）", [f"{p123};", f";;{p123}"])
+
+    path, _ = reidentify(listing, master, out=tmp_path / "out.csv")
+
+    written = pd.read_csv(path, dtype=str, encoding="utf-8-sig")
+    assert written["银行客户号"].tolist() == ["000123;", ";;000123"]
+
+
+def test_blank_cell_counts_as_empty(tmp_path, master, pseudonym_key):
+    listing = _write_list(tmp_path, "客户号（假名）", [pseudonymize_value("000123", pseudonym_key), " "])
+
+    with pytest.raises(RelmapError, match="有 1 个空单元格（第一个在第 3 行）"):
+        reidentify(listing, master, out=tmp_path / "out.csv")
+
+
+def test_list_reidentified_in_english_rejected(tmp_path, master, pseudonym_key):
+    listing = tmp_path / "again.csv"
+    pd.DataFrame({"客户号（假名）": [pseudonymize_value("000123", pseudonym_key)],
+                  "bank customer number": ["000123"]}).to_csv(listing, index=False)
+
+    with pytest.raises(RelmapError, match="已有列 bank customer number"):
+        reidentify(listing, master, out=tmp_path / "out.csv")

@@ -77,8 +77,8 @@ def _map_cell(cell: object, lookup: dict[str, str], unknown: list[str]) -> objec
     parts = LIST_SEPARATORS.split(str(cell).strip())
     mapped = []
     for index, part in enumerate(parts):
-        if index % 2:
-            mapped.append(part)  # a separator
+        if index % 2 or not part:
+            mapped.append(part)  # a separator, or nothing before or after one
         elif part in lookup:
             mapped.append(lookup[part])
         else:
@@ -150,7 +150,8 @@ def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = No
     lookup = {pseudonymize_value(number, key): number for number in numbers}
     unknown: list[str] = []
     mapped = listing[pseudonyms].map(lambda cell: _map_cell(cell, lookup, unknown))
-    empty = listing.index[listing[pseudonyms].isna()]
+    cells = listing[pseudonyms]
+    empty = listing.index[cells.isna() | cells.astype(str).str.strip().eq("")]
     if len(empty):
         # Data row numbers as a spreadsheet shows them: the header is row 1.
         raise ReidentifyError("propensity.reidentify.empty_cells", file=str(list_path), column=pseudonyms,
@@ -158,8 +159,10 @@ def reidentify(list_path: Path, master_path: Path, *, id_column: str | None = No
     if unknown:
         raise ReidentifyError("propensity.reidentify.unknown", count=len(unknown), example=unknown[0])
     output_column = tr(OUTPUT_COLUMN_KEY)
-    if output_column in listing.columns:
-        raise ReidentifyError("propensity.reidentify.column_taken", file=str(list_path), column=output_column)
+    # A list re-identified under either language already has the column.
+    for header in dict.fromkeys([output_column, *(tr(OUTPUT_COLUMN_KEY, locale=loc) for loc in SUPPORTED_LOCALES)]):
+        if header in listing.columns:
+            raise ReidentifyError("propensity.reidentify.column_taken", file=str(list_path), column=header)
     result = listing.copy()
     result.insert(list(listing.columns).index(pseudonyms) + 1, output_column, mapped)
     temporary = target.with_name(target.name + ".tmp")
