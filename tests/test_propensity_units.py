@@ -359,3 +359,20 @@ def test_every_explainer_method_has_a_label():
         for locale in ("zh_CN", "en"):
             key = f"propensity.explainer.{method}"
             assert tr(key, locale=locale) != key, (method, locale)
+
+
+def test_unknown_product_filter_named():
+    import ibis
+
+    from relmap_utils.errors import StageError
+    from relmap_utils.propensity.data import load_labels
+    from relmap_utils.propensity.params import check_parameters
+
+    labels = ibis.memtable({"customer_id": ["a", "b"], "label_type": ["takeup", "takeup"],
+                            "label_date": ["2024-01-31", "2024-02-29"], "value": ["1", "0"],
+                            "product": ["mortgage", "travel_card"]})
+    settings = check_parameters({"products": ["mortage"]})
+
+    with pytest.raises(StageError, match="mortage.*mortgage, travel_card") as raised:
+        load_labels(None, {"labels": labels}, settings)
+    assert raised.value.key == "propensity.products_not_found"

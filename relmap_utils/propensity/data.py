@@ -114,6 +114,13 @@ def load_labels(backend: Any, tables: Mapping[str, Any], params: PropensityParam
     frame = chosen.select(
         "customer_id", "product", "label_date", value=chosen.value.cast("string")
     ).execute()
+    if frame.empty and params.products:
+        of_type = labels.filter(labels.label_type == params.label_type)
+        available = sorted(map(str, of_type.select("product").distinct().execute()["product"].dropna().tolist()))
+        if available:
+            # The labels exist, so the product filter is wrong: the reason names it, not missing data.
+            raise StageError("propensity.products_not_found", products=", ".join(params.products),
+                             label_type=params.label_type, available=", ".join(available[:50]))
     if frame.empty:
         present = labels.label_type.value_counts().execute()
         raise StageError("propensity.no_takeup_labels", label_type=params.label_type,

@@ -56,7 +56,7 @@ MAP_STAGE = "02_map"
 BACKGROUND_ROWS = 100
 TOP_SHAP_FEATURES = 5
 # Missing inputs that skip the whole stage with a stated reason rather than fail it.
-NOTHING_TO_MODEL = ("propensity.no_labels", "propensity.no_takeup_labels")
+NOTHING_TO_MODEL = ("propensity.no_labels", "propensity.no_takeup_labels", "propensity.products_not_found")
 
 
 def run_stage(ctx: RunContext, **params: Any) -> dict[str, Any]:
