@@ -34,7 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         patch.setenv("RELMAP_PSEUDONYM_KEY", secrets.token_hex(32))
         full = run_engagement(folder, overrides={"map": {"as_of_dates": 8}})
         assert full.status == "succeeded", full.failure and full.failure.render("en")
-        # Runs stage 04 alone on the first run's map, for a product that has no take-up labels.
+        # Runs stage 04 alone on the first run's map, for a product the labels do not have.
         unlabelled = run_engagement(folder, stages=["propensity"],
                                     overrides={"propensity": {"products": ["no_such_product"]}})
     assert unlabelled.status == "succeeded", unlabelled.failure and unlabelled.failure.render("en")
@@ -105,7 +105,7 @@ def test_stage_with_nothing_to_do_is_exported(demo, tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     entry = next(stage for stage in manifest["stages"] if stage["id"] == "04_propensity")
     assert entry["status"] == "nothing_to_do"
-    assert entry["skip_reason"]["key"] == "propensity.no_takeup_labels"
+    assert entry["skip_reason"]["key"] == "propensity.products_not_found"
 
     result = export_run(run_dir, now=MOMENT)
 
