@@ -290,12 +290,11 @@ def build_app() -> typer.Typer:
         run: Annotated[str | None, typer.Option("--run", help=tr("serve.cli.run"), show_default=False)] = None,
         host: Annotated[str, typer.Option("--host", help=tr("serve.cli.host"))] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", min=1, max=65535, help=tr("serve.cli.port"))] = 8866,
-        pool_size: Annotated[int, typer.Option("--pool-size", min=0, help=tr("serve.cli.pool_size"))] = 1,
-        preheat: Annotated[str, typer.Option("--preheat", help=tr("serve.cli.preheat"))] = "overview",
+        pool_size: Annotated[int, typer.Option("--pool-size", min=0, help=tr("serve.cli.pool_size"))] = 2,
     ) -> None:
         from relmap_utils.serve import serve
 
-        serve(engagement, run, host=host, port=port, pool_size=pool_size, preheat=preheat, echo=typer.echo)
+        serve(engagement, run, host=host, port=port, pool_size=pool_size, echo=typer.echo)
 
     return app
 

@@ -38,10 +38,7 @@ TOKEN_ENV = "RELMAP_SERVE_TOKEN"
 MIN_TOKEN_LENGTH = 16
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
-DEFAULT_POOL_SIZE = 1
-# Pages that get pre-started kernels by default: the overview, the page people open first.
-DEFAULT_PREHEAT = "overview"
-PREHEAT_ALL = "all"
+DEFAULT_POOL_SIZE = 2
 LOG_FOLDER = "logs"
 LOG_FILE = "serve.log"
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -113,23 +110,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def preheat_pages(preheat: str, page_ids: list[str]) -> tuple[str, ...]:
-    """Return the page ids named by ``preheat`` (comma-separated ids, or ``"all"``: an empty tuple).
-
-    Raises
-    ------
-    ConfigError
-        When ``preheat`` names a page that is not in ``page_ids``.
-    """
-    names = [part.strip() for part in preheat.split(",") if part.strip()]
-    if names == [PREHEAT_ALL]:
-        return ()
-    unknown = [name for name in names if name not in page_ids]
-    if unknown or not names:
-        raise ConfigError("serve.bad_preheat", value=preheat, pages=", ".join(page_ids))
-    return tuple(names)
-
-
 def serve(
     engagement: str | Path,
     run: str | None = None,
@@ -137,7 +117,6 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     pool_size: int = DEFAULT_POOL_SIZE,
-    preheat: str = DEFAULT_PREHEAT,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Serve the dashboards of one run of ``engagement`` until the process is stopped.
@@ -150,15 +129,9 @@ def serve(
         Run id; default the latest run whose status is ``succeeded``.
     host : str, default="127.0.0.1"
     port : int, default=8866
-    pool_size : int, default=1
-        Kernels kept pre-started for each page in ``preheat``, each with the
-        page already executed, so a view renders without waiting for a
-        kernel. 0 starts a kernel on each view.
-    preheat : str, default="overview"
-        Page ids that get pre-started kernels, separated by commas, or
-        ``"all"``. The other pages start their kernel when opened. On a
-        2-core machine, pre-starting every page competes with the first
-        visit for the processors.
+    pool_size : int, default=2
+        Kernels kept pre-started per page, each with the page already
+        executed, so a view renders without waiting for a kernel.
     echo : callable, default=print
         Receives the lines for the person who started the server (address,
         pages, log file).
@@ -166,8 +139,7 @@ def serve(
     Raises
     ------
     ConfigError
-        When engagement.yaml is invalid, the token is too short or
-        ``preheat`` names a page the run does not have.
+        When engagement.yaml is invalid or the token is too short.
     RunError
         When there is no run to serve, or the port is taken.
     """
@@ -193,7 +165,6 @@ def serve(
 
     dashboard_run = open_run(run_dir)
     pages = available_pages(dashboard_run)
-    preheated = preheat_pages(preheat, [page.id for page in pages])
     log = PageViewLog(engagement_dir / LOG_FOLDER / LOG_FILE, run_dir.name, dashboard_run.engagement.tz)
     staging = Path(tempfile.mkdtemp(prefix="relmap_serve_"))
     try:
@@ -206,7 +177,7 @@ def serve(
         _prepare_environment(run_dir, config.privacy.key_env, TEMPLATE_ROOT, RUN_DIR_ENV)
         gate = AccessGate(tokens, secrets.token_bytes(32), f"relmap_session_{port}")
         heading = tr("serve.index.heading", client=config.client, engagement=config.name, run=run_dir.name)
-        options = ServerOptions(staging, staged, gate, log, heading, host, port, pool_size, preheated)
+        options = ServerOptions(staging, staged, gate, log, heading, host, port, pool_size)
 
         def announce(app: RelmapVoila) -> None:
             base = f"http://{host}:{port}/"

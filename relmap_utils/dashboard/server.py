@@ -62,8 +62,6 @@ TEMPLATE_NAME = "relmap"
 # directory, so Voilà finds the template through JUPYTER_PATH.
 TEMPLATE_ROOT = TEMPLATE_DIR
 SESSION_MAX_AGE_DAYS = 1
-# Address the dashboard kernels' ZeroMQ channels listen on.
-KERNEL_IP = "127.0.0.1"
 # JavaScript extensions a page may load; anything else installed in the
 # environment's labextensions folders is ignored.
 # jupyterlab-plotly is left out: its renderer throws in Voilà's static
@@ -336,12 +334,6 @@ class PageHandler(TornadoVoilaHandler):
         if page is None:
             raise tornado.web.HTTPError(404)
         self.page_log.view(page.id, _user_token_id(self))
-        # Voilà's page sends a beacon to /voila/api/shutdown/<kernel> when it
-        # is closed, with the value of the ``_xsrf`` cookie. Jupyter sets that
-        # cookie only when a handler reads ``xsrf_token``, and the page came
-        # with the session cookie, not a token, so the beacon would be refused
-        # (403) and the kernel kept until the idle cull. Reading it here sets it.
-        self.xsrf_token  # noqa: B018
         async for markup in self.get_generator(path=page.notebook.name):
             self.write(markup)
             self.flush()
@@ -417,11 +409,7 @@ class ServerOptions:
         Line under the title of the page list (client, engagement, run).
     host, port : str, int
     pool_size : int
-        Pre-started kernels kept ready for each page in ``preheat``; 0 starts
-        a kernel per view everywhere.
-    preheat : tuple of str
-        Ids of the pages that get pre-started kernels; the other pages start
-        a kernel when they are opened. Empty: every page.
+        Pre-started kernels kept ready per page; 0 starts a kernel per view.
     cull_idle_seconds : int
         Kernels of closed or idle pages are shut down after this many seconds.
     """
@@ -433,32 +421,8 @@ class ServerOptions:
     heading: str
     host: str = "127.0.0.1"
     port: int = 8866
-    pool_size: int = 1
-    preheat: tuple[str, ...] = ("overview",)
+    pool_size: int = 2
     cull_idle_seconds: int = 900
-
-    def kernel_pools(self) -> dict[str, dict[str, int]]:
-        """Return Voilà's ``kernel_pools_config``: ``pool_size`` for the preheated pages, 0 elsewhere."""
-        if not self.preheat:
-            return {"default": {"pool_size": self.pool_size}}
-        pools = {"default": {"pool_size": 0}}
-        for page in self.pages:
-            if page.id in self.preheat:
-                pools[page.notebook.name] = {"pool_size": self.pool_size}
-        return pools
-
-
-def sign_pages(notary: Any, pages: Sequence[Page]) -> None:
-    """Sign the notebooks of ``pages`` with the server's ``notary``, so Voilà loads them as trusted.
-
-    Only these notebooks are signed; the key and the signature store live
-    in memory for the life of the server.
-    """
-    import nbformat
-
-    for page in pages:
-        notebook = nbformat.read(page.notebook, as_version=4)
-        notary.sign(notebook)
 
 
 def voila_config(options: ServerOptions) -> Config:
@@ -484,20 +448,10 @@ def voila_config(options: ServerOptions) -> Config:
     config.VoilaConfiguration.extension_allowlist = list(EXTENSION_ALLOWLIST)
     config.VoilaConfiguration.preheat_kernel = options.pool_size > 0
     config.VoilaConfiguration.default_pool_size = options.pool_size
-    if options.pool_size > 0:
-        config.VoilaKernelManager.kernel_pools_config = options.kernel_pools()
-    # The page notebooks are signed with this key when the server starts
-    # (RelmapVoila.init_settings), so they load as trusted; any other
-    # notebook would not be. An in-memory key and database keep the server
-    # from writing into the user's home folder.
+    # Notebook trust is not used (sources are stripped); an in-memory key and
+    # database keep the server from writing into the user's home folder.
     config.NotebookNotary.secret = secrets.token_bytes(32)
     config.NotebookNotary.db_file = ":memory:"
-    # Kernels listen on 127.0.0.1 only. With "auto",
-    # jupyter_client also gives each kernel CurveZMQ keys when its kernelspec
-    # declares support, so the channels are encrypted as well and ipykernel
-    # does not warn about plain-text TCP.
-    config.KernelManager.ip = KERNEL_IP
-    config.KernelManager.transport_encryption = "auto"
     config.MappingKernelManager.cull_idle_timeout = options.cull_idle_seconds
     config.MappingKernelManager.cull_interval = 60
     return config
@@ -514,14 +468,6 @@ class RelmapVoila(Voila):
     def init_settings(self) -> dict[str, Any]:
         settings = super().init_settings()
         self.identity_provider.gate = self.options.gate
-        # Before the event loop runs, so before any pre-started kernel reads a page.
-        sign_pages(self.contents_manager.notary, self.options.pages)
-        # Once for the server, in the console log, instead of a warning from every kernel.
-        self.log.info(
-            "Dashboard kernels listen on %s only; their channels are encrypted with CurveZMQ "
-            "when the kernel supports it",
-            KERNEL_IP,
-        )
         return settings
 
     def init_handlers(self) -> list[Any]:
